@@ -1,0 +1,1 @@
+"""Pure analyses over profiles: ``Profile -> Profile`` or ``Profile -> summary``."""

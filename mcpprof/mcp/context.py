@@ -1,0 +1,260 @@
+"""Which MCP request is running where: the tag registry shared by adapters and samplers.
+
+A framework adapter calls :func:`enter_request` / :func:`exit_request` around every request. That
+sets a ContextVar (seen by the request's task, tasks it spawns and ``to_thread`` workers) and
+fills two maps a sampler thread *can* read, because a sampler cannot read another thread's
+ContextVars:
+
+* ``task_tags``: asyncio task -> tag, for the event-loop thread (the running task is found in
+  ``asyncio.tasks._current_tasks``); tasks spawned inside a request inherit its tag through a task
+  factory installed on the loop.
+* ``thread_tags``: thread ident -> tag, set where a request's sync code starts running on a
+  worker thread (``anyio.to_thread.run_sync`` and ``asyncio.to_thread`` are wrapped while
+  tagging is installed).
+
+Stdlib only, nothing happens at import, and every hook is reversible (:func:`uninstall_thread_hooks`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import sys
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from ..model import labels as L
+
+LabelSet = Tuple[Tuple[str, str], ...]
+
+
+class RequestTag:
+    """The MCP request a piece of work belongs to. ``labels`` is the bounded label set
+    (method and target); ``request_id`` stays out of it (unbounded)."""
+
+    __slots__ = ("method", "target", "target_key", "request_id", "session_id", "start_ns", "labels")
+
+    def __init__(self, method: str, target: str = "", target_key: str = "", request_id: str = "",
+                 session_id: str = "", start_ns: int = 0):
+        self.method = method
+        self.target = target
+        self.target_key = target_key
+        self.request_id = request_id
+        self.session_id = session_id
+        self.start_ns = start_ns
+        pairs = [(L.METHOD, method)]
+        if target and target_key:
+            pairs.append((target_key, target))
+        self.labels: LabelSet = tuple(sorted(pairs))
+
+    @property
+    def name(self) -> str:
+        return f"{self.method} {self.target}" if self.target else self.method
+
+    def __repr__(self) -> str:
+        return f"<RequestTag {self.name} id={self.request_id}>"
+
+
+def tag_for(method: str, params: Any, request_id: Any = None, session_id: Any = None) -> RequestTag:
+    """Build a tag from a JSON-RPC method and its raw params (dict or model)."""
+    target, key = "", ""
+    if params is not None:
+        get = params.get if isinstance(params, dict) else (lambda k, _p=params: getattr(_p, k, None))
+        if method == "tools/call":
+            target, key = get("name") or "", L.TOOL
+        elif method == "prompts/get":
+            target, key = get("name") or "", L.PROMPT
+        elif method.startswith("resources/"):
+            uri = get("uri")
+            target, key = (str(uri) if uri is not None else ""), L.RESOURCE_URI
+    return RequestTag(method, str(target), key, "" if request_id is None else str(request_id),
+                      "" if session_id is None else str(session_id), time.perf_counter_ns())
+
+
+CURRENT: "contextvars.ContextVar[Optional[RequestTag]]" = contextvars.ContextVar("mcpprof_request", default=None)
+
+task_tags: Dict[Any, RequestTag] = {}
+thread_tags: Dict[int, RequestTag] = {}
+loops: Dict[int, Any] = {}  # thread ident -> the event loop that thread runs
+
+#: Called with (tag, duration_ns, error kind or None) when a request ends.
+request_sinks: List[Callable[[RequestTag, int, Optional[str]], None]] = []
+
+_current_tasks: Dict[Any, Any] = getattr(asyncio.tasks, "_current_tasks", {})
+_factory_loops: "Dict[Any, Any]" = {}  # loop -> the factory it had before ours
+
+
+def tag_for_thread(ident: int) -> Optional[RequestTag]:
+    """The request running on thread ``ident`` right now, or None. Safe from any thread."""
+    tag = thread_tags.get(ident)
+    if tag is not None:
+        return tag
+    loop = loops.get(ident)
+    if loop is None:
+        return None
+    task = _current_tasks.get(loop)
+    if task is None:
+        return None
+    return task_tags.get(task)
+
+
+def current() -> Optional[RequestTag]:
+    """The request of the calling context (for code running inside a tool)."""
+    return CURRENT.get()
+
+
+# -- entering and leaving requests (called by adapters, on the event-loop thread) -----------------
+
+def enter_request(tag: RequestTag) -> Tuple[Any, Any, Any]:
+    token = CURRENT.set(tag)
+    task = None
+    try:
+        loop = asyncio.get_running_loop()
+        task = _current_tasks.get(loop)
+        ident = threading.get_ident()
+        if loops.get(ident) is not loop:
+            loops[ident] = loop
+        if loop not in _factory_loops:
+            _install_task_factory(loop)
+    except RuntimeError:
+        pass
+    prev = None
+    if task is not None:
+        prev = task_tags.get(task)
+        task_tags[task] = tag
+    return token, task, prev
+
+
+def exit_request(handle: Tuple[Any, Any, Any], tag: RequestTag, error: Optional[str] = None) -> None:
+    token, task, prev = handle
+    duration = time.perf_counter_ns() - tag.start_ns
+    if task is not None:
+        if prev is None:
+            task_tags.pop(task, None)
+        else:
+            task_tags[task] = prev
+    try:
+        CURRENT.reset(token)
+    except ValueError:  # reset from another context: leave the variable alone
+        pass
+    for sink in request_sinks:
+        try:
+            sink(tag, duration, error)
+        except Exception:  # a sink must never fail a request
+            pass
+
+
+# -- spawned tasks ------------------------------------------------------------------------------
+
+def _forget_task(task: Any) -> None:
+    task_tags.pop(task, None)
+
+
+def _install_task_factory(loop: Any) -> None:
+    previous = loop.get_task_factory()
+    _factory_loops[loop] = previous
+
+    def factory(loop_: Any, coro: Any, **kwargs: Any) -> Any:
+        if previous is not None:
+            task = previous(loop_, coro, **kwargs)
+        else:
+            task = asyncio.Task(coro, loop=loop_, **kwargs)
+        ctx = kwargs.get("context")
+        tag = ctx.get(CURRENT) if ctx is not None else CURRENT.get()
+        if tag is not None:
+            task_tags[task] = tag
+            task.add_done_callback(_forget_task)
+        return task
+
+    factory._mcpprof = True  # type: ignore[attr-defined]
+    loop.set_task_factory(factory)
+
+
+def remove_task_factories() -> None:
+    for loop, previous in list(_factory_loops.items()):
+        try:
+            current_factory = loop.get_task_factory()
+            if getattr(current_factory, "_mcpprof", False) and not loop.is_closed():
+                loop.set_task_factory(previous)
+        except Exception:
+            pass
+    _factory_loops.clear()
+
+
+# -- worker threads ------------------------------------------------------------------------------
+
+def tagged(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a callable about to run on a worker thread so the thread carries the caller's tag."""
+    tag = CURRENT.get()
+    if tag is None:
+        return func
+
+    @functools.wraps(func)
+    def run_tagged(*args: Any, **kwargs: Any) -> Any:
+        ident = threading.get_ident()
+        prev = thread_tags.get(ident)
+        thread_tags[ident] = tag
+        try:
+            return func(*args, **kwargs)
+        finally:
+            if prev is None:
+                thread_tags.pop(ident, None)
+            else:
+                thread_tags[ident] = prev
+
+    return run_tagged
+
+
+_thread_patches: List[Tuple[Any, str, Any]] = []
+
+
+def install_thread_hooks() -> None:
+    """Wrap ``anyio.to_thread.run_sync`` and ``asyncio.to_thread`` (idempotent, reversible)."""
+    if _thread_patches:
+        return
+    to_thread = sys.modules.get("anyio.to_thread")
+    if to_thread is None:
+        try:
+            import anyio.to_thread as to_thread  # type: ignore[no-redef]
+        except Exception:
+            to_thread = None
+    if to_thread is not None and hasattr(to_thread, "run_sync"):
+        original_run_sync = to_thread.run_sync
+
+        @functools.wraps(original_run_sync)
+        async def run_sync(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+            return await original_run_sync(tagged(func), *args, **kwargs)
+
+        _patch(to_thread, "run_sync", run_sync)
+
+    original_to_thread = asyncio.to_thread
+
+    @functools.wraps(original_to_thread)
+    async def to_thread_(func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        return await original_to_thread(tagged(func), *args, **kwargs)
+
+    _patch(asyncio, "to_thread", to_thread_)
+    threads_mod = sys.modules.get("asyncio.threads")
+    if threads_mod is not None:
+        _patch(threads_mod, "to_thread", to_thread_)
+
+
+def _patch(obj: Any, name: str, value: Any) -> None:
+    _thread_patches.append((obj, name, getattr(obj, name)))
+    setattr(obj, name, value)
+
+
+def uninstall_thread_hooks() -> None:
+    while _thread_patches:
+        obj, name, original = _thread_patches.pop()
+        setattr(obj, name, original)
+    remove_task_factories()
+
+
+def reset() -> None:
+    """Forget every tag (used between tests and when the agent stops)."""
+    task_tags.clear()
+    thread_tags.clear()
+    loops.clear()

@@ -1,0 +1,144 @@
+"""Per-request latency statistics, bounded in memory.
+
+Every finished MCP request is added to the :class:`LatencyStats` of its key (method and target,
+e.g. ``("tools/call", "echo")``). Counts, errors, sums and extremes are exact; percentiles come
+from a uniform reservoir of at most ``RESERVOIR`` durations per key (exact below that). The
+slowest ``SLOWEST`` requests per key are kept with their request id and start time, so a p99
+outlier can be found again. Stdlib only: this runs inside profiled servers.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+RESERVOIR = 20_000
+SLOWEST = 10
+
+RequestKey = Tuple[str, str]  # (method, target or "")
+
+
+@dataclass
+class SlowRequest:
+    duration_ns: int
+    request_id: str
+    start_ns: int
+    error: Optional[str] = None
+
+
+@dataclass
+class LatencyStats:
+    """Latency summary of one request key; durations in integer nanoseconds."""
+
+    count: int = 0
+    errors: int = 0
+    total_ns: int = 0
+    min_ns: int = 0
+    max_ns: int = 0
+    reservoir: List[int] = field(default_factory=list)
+    slowest: List[SlowRequest] = field(default_factory=list)
+    error_kinds: Dict[str, int] = field(default_factory=dict)
+
+    def add(self, duration_ns: int, error: Optional[str] = None, request_id: str = "",
+            start_ns: int = 0, rng: Optional[random.Random] = None) -> None:
+        self.count += 1
+        self.total_ns += duration_ns
+        if self.count == 1 or duration_ns < self.min_ns:
+            self.min_ns = duration_ns
+        if duration_ns > self.max_ns:
+            self.max_ns = duration_ns
+        if error:
+            self.errors += 1
+            self.error_kinds[error] = self.error_kinds.get(error, 0) + 1
+        if len(self.reservoir) < RESERVOIR:
+            self.reservoir.append(duration_ns)
+        else:
+            j = (rng or random).randrange(self.count)
+            if j < RESERVOIR:
+                self.reservoir[j] = duration_ns
+        slow = self.slowest
+        if len(slow) < SLOWEST or duration_ns > slow[-1].duration_ns:
+            slow.append(SlowRequest(duration_ns, request_id, start_ns, error))
+            slow.sort(key=lambda r: -r.duration_ns)
+            del slow[SLOWEST:]
+
+    @property
+    def mean_ns(self) -> float:
+        return self.total_ns / self.count if self.count else 0.0
+
+    def quantile(self, q: float) -> int:
+        """Nearest-rank quantile (``q`` in 0..1) of the kept durations; 0 when empty."""
+        if not self.reservoir:
+            return 0
+        data = sorted(self.reservoir)
+        rank = max(1, min(len(data), int(-(-q * len(data) // 1))))  # ceil(q * n), clamped
+        return data[rank - 1]
+
+    def merge(self, other: "LatencyStats") -> None:
+        if not other.count:
+            return
+        if not self.count or other.min_ns < self.min_ns:
+            self.min_ns = other.min_ns
+        self.max_ns = max(self.max_ns, other.max_ns)
+        self.count += other.count
+        self.errors += other.errors
+        self.total_ns += other.total_ns
+        for k, v in other.error_kinds.items():
+            self.error_kinds[k] = self.error_kinds.get(k, 0) + v
+        merged = self.reservoir + other.reservoir
+        if len(merged) > RESERVOIR:
+            merged = random.Random(0).sample(merged, RESERVOIR)
+        self.reservoir = merged
+        self.slowest = sorted(self.slowest + other.slowest, key=lambda r: -r.duration_ns)[:SLOWEST]
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "count": self.count, "errors": self.errors, "total_ns": self.total_ns,
+            "min_ns": self.min_ns, "max_ns": self.max_ns, "reservoir": list(self.reservoir),
+            "error_kinds": dict(self.error_kinds),
+            "slowest": [[r.duration_ns, r.request_id, r.start_ns, r.error] for r in self.slowest],
+        }
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "LatencyStats":
+        return cls(
+            count=int(d["count"]), errors=int(d["errors"]), total_ns=int(d["total_ns"]),
+            min_ns=int(d["min_ns"]), max_ns=int(d["max_ns"]),
+            reservoir=[int(x) for x in d.get("reservoir", [])],
+            slowest=[SlowRequest(int(a), str(b), int(c), e) for a, b, c, e in d.get("slowest", [])],
+            error_kinds={str(k): int(v) for k, v in d.get("error_kinds", {}).items()},
+        )
+
+
+@dataclass
+class RequestTable:
+    """Latency statistics per request key (method, target)."""
+
+    stats: Dict[RequestKey, LatencyStats] = field(default_factory=dict)
+
+    def record(self, method: str, target: str, duration_ns: int, error: Optional[str] = None,
+               request_id: str = "", start_ns: int = 0) -> None:
+        key = (method, target or "")
+        st = self.stats.get(key)
+        if st is None:
+            st = self.stats[key] = LatencyStats()
+        st.add(duration_ns, error, request_id, start_ns)
+
+    def merge(self, other: "RequestTable") -> None:
+        for key, st in other.stats.items():
+            mine = self.stats.get(key)
+            if mine is None:
+                mine = self.stats[key] = LatencyStats()
+            mine.merge(st)
+
+    @property
+    def total_count(self) -> int:
+        return sum(s.count for s in self.stats.values())
+
+    def to_list(self) -> List[Dict[str, Any]]:
+        return [{"method": m, "target": t, **st.to_dict()} for (m, t), st in sorted(self.stats.items())]
+
+    @classmethod
+    def from_list(cls, rows: List[Dict[str, Any]]) -> "RequestTable":
+        return cls({(str(r["method"]), str(r["target"])): LatencyStats.from_dict(r) for r in rows})
