@@ -48,7 +48,9 @@ class PathView:
 
     def is_user_frame(self, frame: Frame) -> bool:
         """True for the server's own code: not stdlib, not an installed package, not mcpprof."""
-        return not self.is_library(frame.file) and "/mcpprof/" not in frame.file
+        if "/mcpprof/" in frame.file and "/mcpprof/examples/" not in frame.file:
+            return False
+        return not self.is_library(frame.file)
 
     def label(self, frame: Frame) -> str:
         """``function (short/file.py:line)``."""

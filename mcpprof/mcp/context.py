@@ -34,7 +34,7 @@ class RequestTag:
     """The MCP request a piece of work belongs to. ``labels`` is the bounded label set
     (method and target); ``request_id`` stays out of it (unbounded)."""
 
-    __slots__ = ("method", "target", "target_key", "request_id", "session_id", "start_ns", "labels")
+    __slots__ = ("method", "target", "target_key", "request_id", "session_id", "start_ns", "labels", "cpu_ns")
 
     def __init__(self, method: str, target: str = "", target_key: str = "", request_id: str = "",
                  session_id: str = "", start_ns: int = 0):
@@ -44,6 +44,7 @@ class RequestTag:
         self.request_id = request_id
         self.session_id = session_id
         self.start_ns = start_ns
+        self.cpu_ns = 0  # exact CPU charged to this request (loop-thread steps + worker threads)
         pairs = [(L.METHOD, method)]
         if target and target_key:
             pairs.append((target_key, target))
@@ -83,6 +84,10 @@ loops: Dict[int, Any] = {}  # thread ident -> the event loop that thread runs
 request_sinks: List[Callable[[RequestTag, int, Optional[str]], None]] = []
 
 _current_tasks: Dict[Any, Any] = getattr(asyncio.tasks, "_current_tasks", {})
+_thread_cpu = time.thread_time_ns
+_local = threading.local()  # .open: (tag, t0) of the CPU segment running on this thread, or None
+serving = False  # becomes True with the first request (samples before it are start-up)
+serving_since_cpu_ns = 0  # process CPU time when the first request arrived
 _factory_loops: "Dict[Any, Any]" = {}  # loop -> the factory it had before ours
 
 
@@ -107,7 +112,21 @@ def current() -> Optional[RequestTag]:
 
 # -- entering and leaving requests (called by adapters, on the event-loop thread) -----------------
 
+def _close_segment(now: int) -> None:
+    seg = getattr(_local, "open", None)
+    if seg is not None:
+        seg[0].cpu_ns += now - seg[1]
+        _local.open = None
+
+
 def enter_request(tag: RequestTag) -> Tuple[Any, Any, Any]:
+    global serving, serving_since_cpu_ns
+    if not serving:
+        serving_since_cpu_ns = time.process_time_ns()
+        serving = True
+    now = _thread_cpu()
+    _close_segment(now)
+    _local.open = (tag, now)
     token = CURRENT.set(tag)
     task = None
     try:
@@ -130,6 +149,10 @@ def enter_request(tag: RequestTag) -> Tuple[Any, Any, Any]:
 def exit_request(handle: Tuple[Any, Any, Any], tag: RequestTag, error: Optional[str] = None) -> None:
     token, task, prev = handle
     duration = time.perf_counter_ns() - tag.start_ns
+    now = _thread_cpu()
+    _close_segment(now)
+    if prev is not None:
+        _local.open = (prev, now)
     if task is not None:
         if prev is None:
             task_tags.pop(task, None)
@@ -196,9 +219,11 @@ def tagged(func: Callable[..., Any]) -> Callable[..., Any]:
         ident = threading.get_ident()
         prev = thread_tags.get(ident)
         thread_tags[ident] = tag
+        t0 = _thread_cpu()
         try:
             return func(*args, **kwargs)
         finally:
+            tag.cpu_ns += _thread_cpu() - t0
             if prev is None:
                 thread_tags.pop(ident, None)
             else:
@@ -239,6 +264,34 @@ def install_thread_hooks() -> None:
     threads_mod = sys.modules.get("asyncio.threads")
     if threads_mod is not None:
         _patch(threads_mod, "to_thread", to_thread_)
+    try:
+        _install_step_accounting()
+    except Exception:
+        pass
+
+
+def _install_step_accounting() -> None:
+    """Charge the CPU of every event-loop step of a tagged task to its request (exact per-request
+    CPU on the loop thread, where requests interleave). Costs a dict lookup per loop callback."""
+    handle_cls = asyncio.events.Handle
+    original_run = handle_cls._run
+    tasks, local, clock = task_tags, _local, _thread_cpu
+
+    def _run(self: Any) -> None:
+        task = getattr(self._callback, "__self__", None)
+        tag = tasks.get(task) if task is not None else None
+        if tag is None:
+            original_run(self)
+        else:
+            local.open = (tag, clock())
+            original_run(self)
+        seg = getattr(local, "open", None)
+        if seg is not None:  # a request ran (or began) in this step: charge it up to now
+            seg[0].cpu_ns += clock() - seg[1]
+            local.open = None
+
+    _run.__wrapped__ = original_run  # type: ignore[attr-defined]
+    _patch(handle_cls, "_run", _run)
 
 
 def _patch(obj: Any, name: str, value: Any) -> None:
@@ -255,6 +308,9 @@ def uninstall_thread_hooks() -> None:
 
 def reset() -> None:
     """Forget every tag (used between tests and when the agent stops)."""
+    global serving
     task_tags.clear()
     thread_tags.clear()
     loops.clear()
+    _local.open = None
+    serving = False

@@ -54,7 +54,9 @@ def from_dict(data: Dict[str, Any]) -> Profile:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ProfileFileError("not an mcpprof profile (no 'format': 'mcpprof' header)")
     version = data.get("version")
-    if not isinstance(version, int) or version > VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ProfileFileError(f"corrupt profile: bad format version {version!r}")
+    if version > VERSION:
         raise ProfileFileError(
             f"profile format version {version!r} is newer than this mcpprof reads ({VERSION}); "
             "upgrade mcpprof")
@@ -71,7 +73,9 @@ def from_dict(data: Dict[str, Any]) -> Profile:
             requests=RequestTable.from_list(requests) if requests is not None else None,
             extras=dict(data.get("extras") or {}),
         )
-    except (KeyError, IndexError, TypeError, ValueError) as exc:
+    except KeyError as exc:
+        raise ProfileFileError(f"corrupt profile: missing field {exc}") from None
+    except (IndexError, TypeError, ValueError, AttributeError) as exc:
         raise ProfileFileError(f"corrupt profile: {exc.__class__.__name__}: {exc}") from None
     _check(profile)
     return profile
@@ -88,8 +92,11 @@ def _check(p: Profile) -> None:
 
 
 def dumps(profile: Profile) -> bytes:
-    """The file's bytes (gzip with mtime 0, so equal profiles give equal bytes)."""
-    raw = json.dumps(to_dict(profile), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """The file's bytes (gzip with mtime 0, so equal profiles give equal bytes).
+
+    ASCII-escaped JSON: file names decoded with ``surrogateescape`` (undecodable bytes on POSIX)
+    hold lone surrogates, which UTF-8 cannot encode but ``\\udcxx`` escapes carry losslessly."""
+    raw = json.dumps(to_dict(profile), separators=(",", ":")).encode("ascii")
     return gzip.compress(raw, compresslevel=6, mtime=0)
 
 

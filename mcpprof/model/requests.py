@@ -13,7 +13,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
-RESERVOIR = 20_000
+RESERVOIR = 4_096
 SLOWEST = 10
 
 RequestKey = Tuple[str, str]  # (method, target or "")
@@ -25,6 +25,18 @@ class SlowRequest:
     request_id: str
     start_ns: int
     error: Optional[str] = None
+
+
+def _merge_reservoirs(a: List[int], count_a: int, b: List[int], count_b: int) -> List[int]:
+    """A uniform sample of both streams: each side keeps a share of the slots proportional to
+    the number of requests it stands for, not to the size of its reservoir."""
+    if len(a) + len(b) <= RESERVOIR:  # then both are complete
+        return a + b
+    k_a = round(RESERVOIR * count_a / (count_a + count_b))
+    k_a = min(len(a), max(RESERVOIR - len(b), k_a))
+    k_b = min(len(b), RESERVOIR - k_a)
+    rng = random.Random(0)
+    return rng.sample(a, k_a) + rng.sample(b, k_b)
 
 
 @dataclass
@@ -39,10 +51,12 @@ class LatencyStats:
     reservoir: List[int] = field(default_factory=list)
     slowest: List[SlowRequest] = field(default_factory=list)
     error_kinds: Dict[str, int] = field(default_factory=dict)
+    cpu_ns: int = 0  # exact CPU charged to these requests by the adapter (0 when not measured)
 
     def add(self, duration_ns: int, error: Optional[str] = None, request_id: str = "",
-            start_ns: int = 0, rng: Optional[random.Random] = None) -> None:
+            start_ns: int = 0, rng: Optional[random.Random] = None, cpu_ns: int = 0) -> None:
         self.count += 1
+        self.cpu_ns += cpu_ns
         self.total_ns += duration_ns
         if self.count == 1 or duration_ns < self.min_ns:
             self.min_ns = duration_ns
@@ -81,22 +95,20 @@ class LatencyStats:
         if not self.count or other.min_ns < self.min_ns:
             self.min_ns = other.min_ns
         self.max_ns = max(self.max_ns, other.max_ns)
+        self.reservoir = _merge_reservoirs(self.reservoir, self.count, other.reservoir, other.count)
         self.count += other.count
         self.errors += other.errors
         self.total_ns += other.total_ns
+        self.cpu_ns += other.cpu_ns
         for k, v in other.error_kinds.items():
             self.error_kinds[k] = self.error_kinds.get(k, 0) + v
-        merged = self.reservoir + other.reservoir
-        if len(merged) > RESERVOIR:
-            merged = random.Random(0).sample(merged, RESERVOIR)
-        self.reservoir = merged
         self.slowest = sorted(self.slowest + other.slowest, key=lambda r: -r.duration_ns)[:SLOWEST]
 
     def to_dict(self) -> Dict[str, Any]:
         return {
             "count": self.count, "errors": self.errors, "total_ns": self.total_ns,
             "min_ns": self.min_ns, "max_ns": self.max_ns, "reservoir": list(self.reservoir),
-            "error_kinds": dict(self.error_kinds),
+            "error_kinds": dict(self.error_kinds), "cpu_ns": self.cpu_ns,
             "slowest": [[r.duration_ns, r.request_id, r.start_ns, r.error] for r in self.slowest],
         }
 
@@ -108,6 +120,7 @@ class LatencyStats:
             reservoir=[int(x) for x in d.get("reservoir", [])],
             slowest=[SlowRequest(int(a), str(b), int(c), e) for a, b, c, e in d.get("slowest", [])],
             error_kinds={str(k): int(v) for k, v in d.get("error_kinds", {}).items()},
+            cpu_ns=int(d.get("cpu_ns", 0)),
         )
 
 
@@ -118,12 +131,12 @@ class RequestTable:
     stats: Dict[RequestKey, LatencyStats] = field(default_factory=dict)
 
     def record(self, method: str, target: str, duration_ns: int, error: Optional[str] = None,
-               request_id: str = "", start_ns: int = 0) -> None:
+               request_id: str = "", start_ns: int = 0, cpu_ns: int = 0) -> None:
         key = (method, target or "")
         st = self.stats.get(key)
         if st is None:
             st = self.stats[key] = LatencyStats()
-        st.add(duration_ns, error, request_id, start_ns)
+        st.add(duration_ns, error, request_id, start_ns, cpu_ns=cpu_ns)
 
     def merge(self, other: "RequestTable") -> None:
         for key, st in other.stats.items():

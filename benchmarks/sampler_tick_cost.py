@@ -1,0 +1,200 @@
+"""Micro-benchmark of mcpprof's in-process sampler (mcpprof.collect.sampler).
+
+Measures the median cost of one ``Sampler.sample_once()`` with 4 threads whose stacks are about
+40 frames deep, in four cases:
+
+* ``first``  - a fresh sampler: every frame is a cache miss (line numbers computed, frames interned);
+* ``cached`` - a warm sampler, every thread re-walked (its CPU clock moved): cache hits only;
+* ``idle``   - a warm sampler, real per-thread CPU clocks, threads blocked: walks skipped;
+* ``busy``   - a warm sampler, real CPU clocks, the 4 threads spinning at depth ~40 (the benchmark
+  sleeps 2 ms between ticks so they run; wall time then includes waits for the GIL they hold,
+  ``cpu_median_us`` (this thread's CPU time) does not).
+
+Then the sampler's memory when its stack table is full (tracemalloc of everything the sampler
+allocated while filling ``max_stacks`` keys of 40-frame stacks), and the cost of ``snapshot()``
+at that size. Prints one JSON object per line on stdout.
+
+    python benchmarks/sampler_tick_cost.py [--reps 2000] [--max-stacks 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+import tracemalloc
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from mcpprof.collect.sampler import Sampler, request_tagger  # noqa: E402
+
+THREADS = 4
+DEPTH = 36  # recursion depth; plus threading bootstrap and Event.wait frames: ~42 per thread
+
+
+def descend(depth: int, at_bottom) -> None:
+    if depth > 0:
+        descend(depth - 1, at_bottom)
+    else:
+        at_bottom()
+
+
+def spin(stop: threading.Event) -> None:
+    x = 0
+    while not stop.is_set():
+        for _ in range(1000):
+            x += 1
+
+
+def timed(fn, reps: int, between=None) -> dict:
+    """Median wall time and median CPU time of this thread (thread_time) of one call."""
+    wall, cpu = [], []
+    pc, tt = time.perf_counter_ns, time.thread_time_ns
+    for _ in range(reps):
+        if between is not None:
+            between()
+        c0, t0 = tt(), pc()
+        fn()
+        t1, c1 = pc(), tt()
+        wall.append(t1 - t0)
+        cpu.append(c1 - c0)
+    wall.sort()
+    return {"median_us": round(statistics.median(wall) / 1e3, 2), "p10_us": round(wall[len(wall) // 10] / 1e3, 2),
+            "p90_us": round(wall[len(wall) * 9 // 10] / 1e3, 2),
+            "cpu_median_us": round(statistics.median(cpu) / 1e3, 2), "reps": reps}
+
+
+def stack_depths() -> list:
+    me = threading.get_ident()
+    depths = []
+    for ident, f in sys._current_frames().items():
+        if ident == me:
+            continue
+        n = 0
+        while f is not None:
+            n, f = n + 1, f.f_back
+        depths.append(n)
+    return sorted(depths)
+
+
+def tick_costs(reps: int) -> None:
+    stop, release = threading.Event(), threading.Event()
+    threads = [threading.Thread(target=descend, args=(DEPTH, release.wait), name=f"blocked-{i}", daemon=True)
+               for i in range(THREADS)]
+    for t in threads:
+        t.start()
+    time.sleep(0.2)
+    base = {"threads": THREADS, "frames_per_thread": stack_depths(), "python": sys.version.split()[0]}
+    tagger = request_tagger()
+
+    def fresh_tick():
+        Sampler(tagger=tagger).sample_once()
+
+    print(json.dumps({"case": "first", **base, **timed(fresh_tick, max(50, reps // 10))}))
+
+    counter = [0]
+
+    def moving_cpu(ident):  # every thread "ran": no walk is skipped
+        counter[0] += 1000
+        return counter[0]
+
+    warm = Sampler(tagger=tagger, cpu_clock=moving_cpu)
+    warm.sample_once()
+    print(json.dumps({"case": "cached", **base, **timed(warm.sample_once, reps)}))
+
+    idle = Sampler(tagger=tagger)
+    idle.sample_once()
+    idle.sample_once()
+    print(json.dumps({"case": "idle", **base, **timed(idle.sample_once, reps)}))
+    release.set()
+    for t in threads:
+        t.join()
+
+    threads = [threading.Thread(target=descend, args=(DEPTH, lambda: spin(stop)), name=f"busy-{i}", daemon=True)
+               for i in range(THREADS)]
+    for t in threads:
+        t.start()
+    time.sleep(0.2)
+    busy = Sampler(tagger=tagger)
+    busy.sample_once()
+    busy_base = dict(base, frames_per_thread=stack_depths())
+    print(json.dumps({"case": "busy", **busy_base, **timed(busy.sample_once, max(50, reps // 10), lambda: time.sleep(0.002))}))
+    stop.set()
+    for t in threads:
+        t.join()
+
+
+class Code:
+    def __init__(self, name: str):
+        self.co_name = self.co_qualname = name
+        self.co_filename = f"/srv/app/{name}.py"
+
+
+class Fake:
+    def __init__(self, code, lasti, back):
+        self.f_code, self.f_lasti, self.f_back, self.f_lineno = code, lasti, back, lasti // 2 + 1
+
+
+def memory_at_cap(max_stacks: int, shared: bool) -> None:
+    """Fill the stack table with distinct 40-frame stacks on one thread, 10 tool labels."""
+    root = None
+    for i in range(35):
+        root = Fake(Code(f"root{i}"), 2 * i, root)
+    mids = [Code(f"mid{i}") for i in range(200)]
+    leaves = [Code(f"leaf{i}") for i in range(200)]
+    tops = []
+    for k in range(max_stacks):
+        f = root
+        for j in range(4):  # 4 mid frames shared by every stack
+            f = Fake(mids[j], 2 * j, f)
+        if shared:  # distinct by the combination of (mid, leaf): frames are reused
+            f = Fake(mids[4 + k // 200 % 196], 8, f)
+            f = Fake(leaves[k % 200], 4, f)
+        else:  # every stack ends in a new code location: one new frame per stack
+            f = Fake(mids[4], 8, f)
+            f = Fake(leaves[k % 200], 2 * (k // 200), f)
+        tops.append(f)
+    labels = [(("gen_ai.tool.name", f"tool{i}"), ("mcp.method.name", "tools/call")) for i in range(10)]
+    current = [None, 0]
+    clock = [0]
+
+    def tick_clock():
+        clock[0] += 10_000_000
+        return clock[0]
+
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    s = Sampler(max_stacks=max_stacks, clock=tick_clock, cpu_clock=lambda i: None,
+                frames=lambda: {1: current[0]}, threads=lambda: {1: ("MainThread", 1)},
+                tagger=lambda i: labels[current[1] % 10])
+    for k, top in enumerate(tops):
+        current[0], current[1] = top, k // 200  # each stack under one tool
+        s.sample_once()
+    used = sum(st.size_diff for st in tracemalloc.take_snapshot().compare_to(before, "filename"))
+    tracemalloc.stop()
+    snap = timed(s.snapshot, 5)
+    p = s.snapshot()
+    print(json.dumps({"case": "memory_at_cap", "variant": "shared_frames" if shared else "new_frame_per_stack",
+                      "max_stacks": max_stacks, "keys": len(p.samples), "stacks": len(p.stacks),
+                      "frames": len(p.frames), "frames_per_stack": 40, "bytes": used,
+                      "mb": round(used / 2**20, 2), "bytes_per_key": round(used / max(1, len(p.samples))),
+                      "overflow_samples": p.metadata["overflow_samples"], "snapshot_median_ms":
+                      round(snap["median_us"] / 1e3, 2)}))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=2000)
+    ap.add_argument("--max-stacks", type=int, default=20_000)
+    args = ap.parse_args()
+    tick_costs(args.reps)
+    memory_at_cap(args.max_stacks, shared=True)
+    memory_at_cap(args.max_stacks, shared=False)
+
+
+if __name__ == "__main__":
+    main()

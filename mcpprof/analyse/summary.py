@@ -1,0 +1,415 @@
+"""The per-request table: what each tool, resource and prompt cost, and where in the code.
+
+``summarize(profile)`` is what ``mcpprof profile`` prints and ``mcpprof summary FILE`` shows.
+One row per request name (``tools/call cpu_sync``, ``resources/read example://config``,
+``initialize``, ...) plus :data:`~mcpprof.model.labels.OUTSIDE_REQUESTS` for work outside any
+request. Requests the request table saw but the sampler never caught still get a row, with 0 CPU.
+
+Metadata keys read (all optional, as the sampler and agent write them): ``collector``,
+``rate_hz`` (or ``period_ns``), ``duration_ns``, ``overhead`` (``{"fraction": 0..1}`` or a bare
+fraction), ``complete`` (False when the profile was cut short) with ``end_reason``,
+``overflow_samples`` (or ``overflow``: samples that hit a size bound).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
+
+from ..model import CPU, SAMPLES, WALL, Frame, Profile, Sample
+from ..model import labels as L
+from .ops import function_stats
+from .paths import PathView
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rich.table import Table
+
+SUMMARY_FORMAT = "mcpprof-summary"
+SUMMARY_VERSION = 1
+
+
+@dataclass
+class RequestRow:
+    """One request name's line. Durations are integer nanoseconds; ``None`` means unknown (the
+    profile has no such column, or the request table has no row for it)."""
+
+    name: str
+    method: str = ""
+    target: str = ""
+    calls: Optional[int] = None
+    errors: Optional[int] = None
+    p50_ns: Optional[int] = None
+    p95_ns: Optional[int] = None
+    p99_ns: Optional[int] = None
+    max_ns: Optional[int] = None
+    cpu_ns: Optional[int] = None
+    cpu_ms_per_call: Optional[float] = None
+    cpu_share: Optional[float] = None
+    wall_ns: Optional[int] = None
+    samples: Optional[int] = None
+    hottest_function: Optional[str] = None
+    hottest_is_library: bool = False
+    hottest_share: Optional[float] = None
+
+
+@dataclass
+class Summary:
+    """Per-request rows (sorted by CPU, heaviest first) and profile-wide totals."""
+
+    rows: List[RequestRow] = field(default_factory=list)
+    total_cpu_ns: Optional[int] = None
+    cpu_source: str = "sampled"  # "exact": per-request CPU measured by the adapter; else from samples
+    total_wall_ns: Optional[int] = None
+    duration_ns: Optional[int] = None
+    sample_count: Optional[int] = None
+    collector: str = ""
+    rate_hz: Optional[float] = None
+    overhead: Optional[float] = None
+    complete: bool = True
+    incomplete_reason: str = ""
+    overflow: int = 0
+    weight: str = "cpu/nanoseconds"
+
+    def row(self, name: str) -> RequestRow:
+        for r in self.rows:
+            if r.name == name:
+                return r
+        raise KeyError(f"no request named {name!r} in this summary")
+
+    def to_dict(self) -> Dict[str, Any]:
+        """A stable JSON-able structure (what ``--json`` prints)::
+
+            {"format": "mcpprof-summary", "version": 1,
+             "totals": {"cpu_ns", "wall_ns", "duration_ns", "samples": int | null,
+                        "collector": str, "rate_hz": float | null,
+                        "overhead": float | null (fraction 0..1),
+                        "complete": bool, "incomplete_reason": str, "overflow": int,
+                        "weight": "cpu/nanoseconds" (the column hottest functions use),
+                        "cpu_source": "exact" (per-request CPU measured by the adapter, total =
+                                      process CPU while serving) | "sampled" (from samples)},
+             "rows": [{"name", "method", "target": str,
+                       "calls", "errors": int | null,
+                       "p50_ns", "p95_ns", "p99_ns", "max_ns": int | null (request latency),
+                       "cpu_ns", "wall_ns", "samples": int | null (sampled in this request),
+                       "cpu_ms_per_call": float | null (milliseconds),
+                       "cpu_share": float | null (of total CPU, 0..1; rows sum to 1),
+                       "hottest_function": str | null ("func (short/path.py:line)"),
+                       "hottest_is_library": bool,
+                       "hottest_share": float | null (of the row's CPU, 0..1)}, ...]}
+
+        Integers are nanoseconds; rows come heaviest first, the outside-requests bucket included.
+        """
+        return {
+            "format": SUMMARY_FORMAT,
+            "version": SUMMARY_VERSION,
+            "totals": {
+                "cpu_ns": self.total_cpu_ns, "wall_ns": self.total_wall_ns, "cpu_source": self.cpu_source,
+                "duration_ns": self.duration_ns, "samples": self.sample_count,
+                "collector": self.collector, "rate_hz": self.rate_hz, "overhead": self.overhead,
+                "complete": self.complete, "incomplete_reason": self.incomplete_reason,
+                "overflow": self.overflow, "weight": self.weight,
+            },
+            "rows": [asdict(r) for r in self.rows],
+        }
+
+    def __str__(self) -> str:
+        return format_text(self)
+
+
+# -- building --------------------------------------------------------------------------------
+
+def _column(profile: Profile, value_type: Any) -> Optional[int]:
+    return profile.value_index(value_type) if profile.has_type(value_type) else None
+
+
+def _sum(samples: Sequence[Sample], idx: Optional[int]) -> Optional[int]:
+    return None if idx is None else sum(s.values[idx] for s in samples)
+
+
+def _opt_int(value: Any) -> Optional[int]:
+    try:
+        return None if value is None or isinstance(value, bool) else int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _opt_float(value: Any) -> Optional[float]:
+    try:
+        return None if value is None or isinstance(value, bool) else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _hottest(profile: Profile, samples: Sequence[Sample], idx: int,
+             paths: PathView) -> Tuple[Optional[str], bool, Optional[float]]:
+    """(label, is_library, share of the row) of the row's hottest code.
+
+    Each sample is charged to its innermost frame of the server's own code, library frames it
+    called included, so ``my_tool`` calling a slow parser is the answer, not the parser. The
+    server's entry point (the run of own-code frames at the stack's root, ``<module>`` and
+    ``main`` calling ``mcp.run()``) only counts for its own lines, never for the library code
+    below it. If no sample is charged, the function with the most self value overall is named,
+    as library code.
+    """
+    total = sum(s.values[idx] for s in samples)
+    if not samples or total <= 0:
+        return None, False, None
+    user: Dict[Tuple[str, str], int] = {}
+    lines: Dict[Tuple[str, str, int], int] = {}
+    user_cache: Dict[int, bool] = {}
+    for s in samples:
+        value = s.values[idx]
+        ids = profile.stacks[s.stack]
+        flags = []
+        for fid in ids:
+            is_user = user_cache.get(fid)
+            if is_user is None:
+                is_user = user_cache[fid] = paths.is_user_frame(profile.frames[fid])
+            flags.append(is_user)
+        first_lib = next((k for k, u in enumerate(flags) if not u), len(ids))
+        k = next((k for k in range(len(ids) - 1, -1, -1) if flags[k]), -1)
+        if k >= 0 and (k == len(ids) - 1 or k > first_lib):
+            f = profile.frames[ids[k]]
+            user[(f.function, f.file)] = user.get((f.function, f.file), 0) + value
+            lines[(f.function, f.file, f.line)] = lines.get((f.function, f.file, f.line), 0) + value
+    if user and max(user.values()) > 0:
+        (func, file), value = min(user.items(), key=lambda kv: (-kv[1], kv[0]))
+        line = min(((-v, ln) for (fn, fl, ln), v in lines.items() if (fn, fl) == (func, file)))[1]
+        return paths.label(Frame(func, file, line)), False, value / total
+    sub = Profile(profile.sample_types, profile.frames, profile.stacks, list(samples))
+    stats = function_stats(sub, profile.sample_types[idx])
+    if not stats or stats[0].self_value <= 0:
+        return None, True, None
+    top = stats[0]
+    return paths.label(top.frame), True, top.self_value / total
+
+
+def summarize(profile: Profile, *, full_paths: bool = False) -> Summary:
+    """The per-request summary of ``profile`` (see :class:`Summary.to_dict` for the fields).
+
+    CPU comes from the ``cpu/nanoseconds`` column; when the profile has none (or it is all
+    zero), the hottest function uses wall time, else sample counts (``Summary.weight`` says
+    which) and ``cpu_share`` is unknown.
+    """
+    cpu_i, wall_i, n_i = _column(profile, CPU), _column(profile, WALL), _column(profile, SAMPLES)
+    present = [i for i in (cpu_i, wall_i, n_i) if i is not None]
+    if not present and profile.sample_types:
+        present = [profile.value_index(profile.default_type())]
+    # the first column with data: a CPU column of zeros (no per-thread CPU clock) falls back
+    weight_i = next((i for i in present if _sum(profile.samples, i)), present[0] if present else None)
+    paths = PathView(profile.metadata, full_paths)
+
+    groups: Dict[str, List[Sample]] = {}
+    ident: Dict[str, Tuple[str, str]] = {}
+    for s in profile.samples:
+        labels = dict(s.labels)
+        name = L.request_name(labels)
+        groups.setdefault(name, []).append(s)
+        if name not in ident:
+            method = labels.get(L.METHOD, "")
+            target = next((labels[k] for k in L.TARGET_KEYS if labels.get(k)), "") if method else ""
+            ident[name] = (method, target)
+    stats_by_name: Dict[str, Any] = {}
+    if profile.requests is not None:
+        for (method, target), st in profile.requests.stats.items():
+            name = f"{method} {target}" if target else method  # as labels.request_name names it
+            stats_by_name[name] = st
+            ident.setdefault(name, (method, target))
+            groups.setdefault(name, [])
+
+    total_cpu = _sum(profile.samples, cpu_i)
+    # Exact per-request CPU, measured by the adapter on the loop thread's steps and worker threads,
+    # beats sampled CPU (a sampler inside the process is biased towards where threads release the GIL).
+    exact = profile.metadata.get("request_cpu") == "exact" and bool(stats_by_name) and \
+        any(st.cpu_ns for st in stats_by_name.values())
+    process_cpu = _opt_int(profile.metadata.get("process_cpu_ns")) if exact else None
+    if exact and process_cpu:
+        total_cpu = process_cpu
+        exact_sum = sum(st.cpu_ns for st in stats_by_name.values())
+    else:
+        exact = False
+    rows: List[RequestRow] = []
+    for name, samples in groups.items():
+        method, target = ident.get(name, ("", ""))
+        row = RequestRow(name, method, target, cpu_ns=_sum(samples, cpu_i),
+                         wall_ns=_sum(samples, wall_i), samples=_sum(samples, n_i))
+        st = stats_by_name.get(name)
+        if exact:
+            if st is not None:
+                row.cpu_ns = st.cpu_ns
+            elif name == L.OUTSIDE_REQUESTS:
+                row.cpu_ns = max(0, total_cpu - exact_sum)
+            else:
+                row.cpu_ns = None
+        if st is not None:
+            row.calls, row.errors = st.count, st.errors
+            if st.count:
+                row.p50_ns, row.p95_ns, row.p99_ns = st.quantile(0.5), st.quantile(0.95), st.quantile(0.99)
+                row.max_ns = st.max_ns
+        if row.cpu_ns is not None:
+            if row.calls:
+                row.cpu_ms_per_call = row.cpu_ns / row.calls / 1e6
+            if total_cpu:
+                row.cpu_share = row.cpu_ns / total_cpu
+        if weight_i is not None and samples:
+            row.hottest_function, row.hottest_is_library, row.hottest_share = _hottest(
+                profile, samples, weight_i, paths)
+        rows.append(row)
+    rows.sort(key=lambda r: (-(r.cpu_ns or 0), -(r.wall_ns or 0), -(r.samples or 0),
+                             -(r.calls or 0), r.name))
+
+    md = profile.metadata
+    overhead = md.get("overhead")
+    if isinstance(overhead, dict):
+        overhead = overhead.get("fraction")
+    complete = md.get("complete", True) is not False
+    reason = "" if complete else str(md.get("incomplete_reason") or md.get("end_reason") or "")
+    rate = _opt_float(md.get("rate_hz"))
+    period = _opt_float(md.get("period_ns"))
+    if rate is None and period:
+        rate = 1e9 / period
+    if exact and not any(r.name == L.OUTSIDE_REQUESTS for r in rows):
+        rows.append(RequestRow(L.OUTSIDE_REQUESTS, "", "", cpu_ns=max(0, total_cpu - exact_sum),
+                               cpu_share=max(0, total_cpu - exact_sum) / total_cpu))
+        rows.sort(key=lambda r: (-(r.cpu_ns or 0), r.name))
+    return Summary(
+        cpu_source="exact" if exact else "sampled",
+        rows=rows,
+        total_cpu_ns=total_cpu,
+        total_wall_ns=_sum(profile.samples, wall_i),
+        duration_ns=_opt_int(md.get("duration_ns")),
+        sample_count=_sum(profile.samples, n_i),
+        collector=str(md.get("collector") or ""),
+        rate_hz=rate,
+        overhead=_opt_float(overhead),
+        complete=complete,
+        incomplete_reason=reason,
+        overflow=_opt_int(md.get("overflow_samples", md.get("overflow"))) or 0,
+        weight=str(profile.sample_types[weight_i]) if weight_i is not None else "",
+    )
+
+
+# -- formatting ------------------------------------------------------------------------------
+
+def fmt_ms(ns: Optional[float]) -> str:
+    """Nanoseconds as milliseconds with 2-3 significant digits: ``123``, ``12.3``, ``1.23``,
+    ``0.12``, ``0.0051``, ``<0.001``; ``-`` when unknown."""
+    if ns is None:
+        return "-"
+    ms = ns / 1e6
+    sign, ms = ("-", -ms) if ms < 0 else ("", ms)
+    if ms == 0:
+        return "0"
+    if ms >= 100:
+        text = f"{ms:,.0f}"
+    elif ms >= 10:
+        text = f"{ms:.1f}"
+    elif ms >= 1:
+        text = f"{ms:.2f}"
+    elif ms >= 0.001:
+        text = f"{ms:#.2g}"
+    else:
+        return f"{sign}<0.001"
+    return sign + text
+
+
+def fmt_pct(share: Optional[float]) -> str:
+    """A 0..1 share as a percentage: ``57%``, ``4.2%``, ``<0.1%``; ``-`` when unknown."""
+    if share is None:
+        return "-"
+    pct = share * 100
+    mag = abs(pct)
+    if mag == 0:
+        return "0%"
+    if mag >= 9.95:
+        return f"{pct:.0f}%"
+    if mag >= 0.05:
+        return f"{pct:.1f}%"
+    return "<0.1%" if pct > 0 else "-<0.1%"
+
+
+def fmt_count(n: Optional[int]) -> str:
+    return "-" if n is None else f"{n:,}"
+
+
+COLUMNS = ("request", "calls", "errors", "p50 ms", "p95 ms", "p99 ms", "max ms",
+           "CPU ms", "CPU ms/call", "CPU %", "hottest function")
+
+
+def _cells(summary: Summary) -> List[List[str]]:
+    out = []
+    for r in summary.rows:
+        hottest = "-"
+        if r.hottest_function:
+            hottest = f"{r.hottest_function} {fmt_pct(r.hottest_share)}"
+            if r.hottest_is_library:
+                hottest += " [library]"
+        per_call = None if r.cpu_ms_per_call is None else r.cpu_ms_per_call * 1e6
+        out.append([r.name, fmt_count(r.calls), fmt_count(r.errors), fmt_ms(r.p50_ns),
+                    fmt_ms(r.p95_ns), fmt_ms(r.p99_ns), fmt_ms(r.max_ns), fmt_ms(r.cpu_ns),
+                    fmt_ms(per_call), fmt_pct(r.cpu_share), hottest])
+    return out
+
+
+def _headline(summary: Summary) -> str:
+    parts = []
+    if summary.collector:
+        parts.append(summary.collector + (f" @ {summary.rate_hz:g} Hz" if summary.rate_hz else ""))
+    if summary.duration_ns is not None:
+        parts.append(f"{summary.duration_ns / 1e9:.3g} s")
+    if summary.total_cpu_ns is not None:
+        parts.append(f"CPU {fmt_ms(summary.total_cpu_ns)} ms ({summary.cpu_source})")
+    if summary.sample_count is not None:
+        parts.append(f"{summary.sample_count:,} samples")
+    if summary.overhead is not None:
+        parts.append(f"overhead {fmt_pct(summary.overhead)}")
+    return " · ".join(parts)
+
+
+def _warnings(summary: Summary) -> List[str]:
+    out = []
+    if not summary.complete:
+        out.append("incomplete profile" + (f": {summary.incomplete_reason}" if summary.incomplete_reason else ""))
+    if summary.overflow:
+        out.append(f"{summary.overflow:,} samples over the stack-table limit (kept, without their stacks)")
+    if summary.weight and summary.weight != str(CPU):
+        out.append(f"no CPU time recorded: the hottest function is by {summary.weight}")
+    return out
+
+
+def format_text(summary: Summary) -> str:
+    """The table as plain aligned text (no rich), for logs and notebooks."""
+    cells = [list(COLUMNS)] + _cells(summary)
+    widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
+    lines = [_headline(summary)] if _headline(summary) else []
+    for n, row in enumerate(cells):
+        parts = [row[0].ljust(widths[0])]
+        parts += [row[i].rjust(widths[i]) for i in range(1, len(COLUMNS) - 1)]
+        parts.append(row[-1])
+        lines.append("  ".join(parts).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    lines += ["! " + w for w in _warnings(summary)]
+    return "\n".join(lines) + "\n"
+
+
+def format_table(summary: Summary) -> "Table":
+    """The table as a :class:`rich.table.Table` (rich is imported here only)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=_headline(summary) or None, title_justify="left",
+                  caption="\n".join(_warnings(summary)) or None, caption_justify="left",
+                  caption_style="yellow")
+    for i, col in enumerate(COLUMNS):
+        table.add_column(col, justify="left" if i in (0, len(COLUMNS) - 1) else "right",
+                         no_wrap=i != len(COLUMNS) - 1, overflow="fold")
+    for r, cells in zip(summary.rows, _cells(summary)):
+        name_style = "dim" if r.name == L.OUTSIDE_REQUESTS else "bold"
+        hottest = Text(cells[-1], style="dim" if r.hottest_is_library else "")
+        errors = Text(cells[2], style="red" if r.errors else "")
+        table.add_row(Text(cells[0], style=name_style), cells[1], errors, *cells[3:-1], hottest)
+    return table
+
+
+__all__ = ["RequestRow", "Summary", "summarize", "format_table", "format_text", "fmt_ms", "fmt_pct"]

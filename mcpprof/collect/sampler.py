@@ -1,0 +1,530 @@
+"""The in-process stack sampler, mcpprof's default CPU collector.
+
+A daemon thread (``mcpprof-sampler``) wakes ``rate_hz`` times a second on an absolute schedule
+(missed ticks skipped, never bursted) and adds one sample per other thread from
+``sys._current_frames()``, weighed ``samples/count`` 1, ``wall/nanoseconds`` since the previous
+tick and ``cpu/nanoseconds`` that thread used since then (per-thread CPU clock; 0 on first sight).
+Labels: the MCP request's (see :mod:`mcpprof.mcp.context`) plus ``thread.name``. While another
+thread holds the GIL the sampler gets it back at most every ``sys.getswitchinterval()`` (5 ms), so
+the real rate can be lower than asked; the weights are measured deltas and stay right.
+Runs inside the server: stdlib only, nothing at import, never prints, errors counted, not raised.
+
+Hot path: a stack is read as a flat tuple of (id(code), f_lasti) pairs and looked up in a raw-stack
+cache; only a miss resolves it through a (code, f_lasti) -> frame cache, lines from ``co_lines()``.
+A thread whose CPU clock did not move and whose top frame is the same object at the same f_lasti is
+not walked at all (only ``id()`` and f_lasti are kept, never a frame). Code objects are kept alive
+while their ids are cache keys.
+
+Memory bound: at most ``max_stacks`` stacks and ``max_stacks`` (stack, labels) keys, plus one key
+per label set on the stack ``[mcpprof: stack table full]`` that takes samples beyond the cap
+(counted in ``overflow_samples``); at most ``max_frames`` (default ``2 * max_stacks``) frames,
+cached code locations and code objects; a raw-stack cache of at most ``RAW_CACHE_FRAMES`` frames
+(about 4 MB). Measured by ``benchmarks/sampler_tick_cost.py`` (CPython 3.11, 40-frame stacks, table
+full): about 700 bytes per key when stacks share frames (about 14 MB at the default cap of 20 000),
+about 900 bytes (18 MB) when every stack brings a new frame.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from ..model.labels import THREAD_NAME
+from ..model.profile import CPU, SAMPLES, WALL, Frame, LabelSet, Profile, Sample
+
+OVERFLOW_FUNCTION = "[mcpprof: stack table full]"
+TRUNCATED_FUNCTION = "[truncated]"
+UNNAMED_THREAD = "(unnamed)"
+RAW_CACHE_FRAMES = 50_000
+_LABEL_CACHE_MAX = 4096
+_LONG_WAIT_NS = 50_000_000  # longer sleeps wait on an Event, so stop() is prompt at low rates
+
+
+class ThreadCpuClocks:
+    """``clocks(ident)``: CPU ns of that thread or None. The ``pthread_getcpuclockid`` is looked up
+    once per ident, while the thread is known to be alive; ``forget(ident)`` drops it."""
+
+    def __init__(self) -> None:
+        self._ids: Dict[int, Any] = {}
+        self._getid = getattr(time, "pthread_getcpuclockid", None)
+        self._gettime = getattr(time, "clock_gettime_ns", None)
+        self.available = self._getid is not None and self._gettime is not None
+
+    def __call__(self, ident: int) -> Optional[int]:
+        clk = self._ids.get(ident)
+        if clk is None and self.available:
+            try:
+                clk = self._ids[ident] = self._getid(ident)  # type: ignore[misc]
+            except Exception:
+                clk = self._ids[ident] = False
+        if clk is None or clk is False:
+            return None
+        try:
+            return self._gettime(clk)  # type: ignore[misc]
+        except Exception:  # the thread is gone, or its ident was reused: look it up next time
+            self._ids.pop(ident, None)
+            return None
+
+    def forget(self, ident: int) -> None:
+        self._ids.pop(ident, None)
+
+
+def python_threads() -> Dict[int, Tuple[str, Optional[int]]]:
+    """``{ident: (name, native id)}`` of the threads the ``threading`` module knows."""
+    active = getattr(threading, "_active", None)
+    if isinstance(active, dict):
+        return {ident: (t.name, getattr(t, "native_id", None)) for ident, t in list(active.items())}
+    return {t.ident: (t.name, getattr(t, "native_id", None)) for t in threading.enumerate() if t.ident}
+
+
+def request_tagger() -> Callable[[int], Optional[LabelSet]]:
+    """The default tagger: labels of the MCP request running on a thread (mcpprof.mcp.context)."""
+    from ..mcp.context import tag_for_thread
+
+    def tagger(ident: int) -> Optional[LabelSet]:
+        tag = tag_for_thread(ident)
+        return tag.labels if tag is not None else None
+
+    return tagger
+
+
+def line_of(code: Any, lasti: int, frame: Any = None) -> int:
+    """Line of byte offset ``lasti`` in ``code`` (``frame.f_lineno`` for objects without co_lines)."""
+    co_lines = getattr(code, "co_lines", None)
+    if co_lines is None:
+        return getattr(frame, "f_lineno", 0) or 0
+    for start, end, line in co_lines():
+        if start <= lasti < end:
+            return line or 0
+    return getattr(code, "co_firstlineno", 0) or 0
+
+
+class Sampler:
+    """Samples every other thread's stack ``rate_hz`` times a second (see the module docstring)."""
+
+    sample_types = (SAMPLES, WALL, CPU)
+
+    def __init__(self, rate_hz: float = 100.0, *,
+                 tagger: Optional[Callable[[int], Optional[LabelSet]]] = None,
+                 clock: Callable[[], int] = time.perf_counter_ns,
+                 cpu_clock: Optional[Callable[[int], Optional[int]]] = None,
+                 frames: Callable[[], Dict[int, Any]] = sys._current_frames,
+                 threads: Optional[Callable[[], Dict[int, Tuple[str, Optional[int]]]]] = None,
+                 max_stacks: int = 20_000, max_depth: int = 256,
+                 max_frames: Optional[int] = None, metadata: Optional[Dict[str, Any]] = None):
+        if not rate_hz > 0:
+            raise ValueError(f"rate_hz must be positive, got {rate_hz!r}")
+        self.rate_hz = float(rate_hz)
+        self.period_ns = max(1, int(round(1e9 / self.rate_hz)))
+        self.max_stacks = max(1, int(max_stacks))
+        self.max_depth = max(1, int(max_depth))
+        self.max_frames = max(1, int(max_frames if max_frames is not None else 2 * self.max_stacks))
+        self.metadata: Dict[str, Any] = dict(metadata or {})
+        self._tagger, self._clock, self._frames_fn = tagger, clock, frames
+        self._threads_fn = threads if threads is not None else python_threads
+        if cpu_clock is None:
+            cpu_clock = ThreadCpuClocks()
+            self._cpu_kind = "thread" if cpu_clock.available else "unavailable"
+        else:
+            self._cpu_kind = "custom"
+        self._cpu_clock = cpu_clock
+        self._forget = getattr(cpu_clock, "forget", None)
+        self._refresh_every = max(1, int(self.rate_hz))  # thread names re-read about once a second
+        self._lock = threading.Lock()
+        self._thread: Optional[threading.Thread] = None
+        self._stopping = False
+        self._wake = threading.Event()
+        self._clear_tables()
+        # per thread: ident -> [previous cpu ns, id(top frame), its f_lasti, stack id]
+        self._tstate: Dict[int, list] = {}
+        self._names: Dict[int, str] = {}
+        self._native: Dict[int, Optional[int]] = {}
+        self._labels: Dict[Tuple[Any, str], LabelSet] = {}
+        self._agg: Dict[Tuple[int, LabelSet], List[int]] = {}  # (stack, labels) -> [n, wall, cpu]
+        self._last_tick: Optional[int] = None
+        self._own_base: Optional[int] = None  # the running sampler thread's CPU at window start
+        self._new_window(None)
+
+    # -- control -------------------------------------------------------------------------------
+    @property
+    def is_running(self) -> bool:
+        t = self._thread
+        return t is not None and t.is_alive()
+
+    def start(self) -> "Sampler":
+        """Start the sampling thread (no-op if running)."""
+        if self.is_running:
+            return self
+        if self._tagger is None:
+            self._tagger = request_tagger()
+        now = self._clock()
+        with self._lock:
+            if self._start_clock is None:
+                self._start_clock, self._start_ns = now, time.time_ns()
+            self._last_tick = now
+        self._stopping = False
+        self._wake.clear()
+        self._thread = threading.Thread(target=self._run, name="mcpprof-sampler", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop and join the sampling thread. Idempotent; never raises."""
+        t, self._stopping = self._thread, True
+        self._wake.set()
+        if t is None:
+            return
+        try:
+            if t is not threading.current_thread():
+                t.join()
+            self._end_clock = self._clock()
+        except Exception:
+            pass
+        self._thread = None
+
+    def __enter__(self) -> "Sampler":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def reset(self) -> None:
+        """Clear the aggregate and counters: a new window starts now."""
+        with self._lock:
+            self._agg.clear()
+            if len(self._stacks) > self.max_stacks // 2 or len(self._frames) > self.max_frames // 2:
+                self._clear_tables()
+                for st in self._tstate.values():
+                    st[3] = -1
+            self._new_window(self._clock())
+
+    def _clear_tables(self) -> None:
+        """(Re)create the interning tables (kept across reset() unless past half their caps)."""
+        self._raw: Dict[Tuple[int, ...], int] = {}  # (id(code), f_lasti, ...) leaf first -> stack id
+        self._locs: Dict[int, Dict[int, int]] = {}  # id(code) -> {f_lasti: frame id}
+        self._code_refs: Dict[int, Any] = {}  # id(code) -> code: keeps those ids valid
+        self._frames: List[Frame] = []
+        self._frame_ids: Dict[Frame, int] = {}
+        self._stacks: List[Tuple[int, ...]] = []
+        self._stack_ids: Dict[Tuple[int, ...], int] = {}
+        self._raw_frames = self._nlocs = 0
+        self._ovf_sid = -1
+
+    def _new_window(self, now: Optional[int]) -> None:
+        self._start_clock = self._end_clock = now
+        self._start_ns: Optional[int] = time.time_ns() if now is not None else None
+        self._ticks = self._samples = self._overflow = self._errors = self._missed = 0
+        self._last_error = ""
+        self._own_cpu_ns = 0  # CPU of sampler threads that ended in this window
+        t = self._thread
+        if t is not None and t.ident is not None and self._own_base is not None:
+            self._own_base = self._read_cpu(t.ident)
+
+    def _read_cpu(self, ident: int) -> Optional[int]:
+        try:
+            return self._cpu_clock(ident)
+        except Exception:
+            return None
+
+    def _note_error(self, exc: BaseException) -> None:
+        self._errors += 1
+        self._last_error = f"{type(exc).__name__}: {exc}"[:200]
+
+    def _run(self) -> None:
+        own = threading.get_ident()
+        self._own_base = self._read_cpu(own)
+        try:
+            clock, period, sleep, wake = self._clock, self.period_ns, time.sleep, self._wake
+            deadline = clock() + period
+            while not self._stopping:
+                delay = deadline - clock()
+                if delay > 0:
+                    (wake.wait if delay > _LONG_WAIT_NS else sleep)(delay / 1e9)
+                    if self._stopping:
+                        break
+                self.sample_once()
+                now = clock()
+                deadline += period
+                if deadline <= now:  # late: skip the missed ticks, keep the schedule
+                    missed = (now - deadline) // period + 1
+                    self._missed += missed
+                    deadline += missed * period
+        except Exception as exc:  # pragma: no cover - defensive: never raise into the server
+            self._note_error(exc)
+        finally:
+            end, base = self._read_cpu(own), self._own_base
+            if end is not None and base is not None:
+                self._own_cpu_ns += end - base
+            self._own_base = None
+            try:
+                if self._forget is not None:
+                    self._forget(own)
+            except Exception:
+                pass
+
+    # -- one tick ------------------------------------------------------------------------------
+    def sample_once(self) -> None:
+        """Take one sample of every thread but the calling one. Never raises."""
+        try:
+            if self._tagger is None:
+                self._tagger = request_tagger()
+            with self._lock:
+                self._tick()
+        except Exception as exc:
+            self._note_error(exc)
+
+    def _tick(self) -> None:
+        now = self._clock()
+        last = self._last_tick
+        wall = self.period_ns if last is None else max(0, now - last)
+        self._last_tick = self._end_clock = now
+        if self._start_clock is None:  # sampled by hand: the first tick covers one period
+            self._start_clock, self._start_ns = now - wall, time.time_ns() - wall
+        self._ticks += 1
+        if self._ticks % self._refresh_every == 1 or self._refresh_every == 1:
+            self._refresh_threads()
+        frames = self._frames_fn()
+        own = threading.get_ident()
+        cpu_clock, tagger, tstate, names = self._cpu_clock, self._tagger, self._tstate, self._names
+        lcache, agg, raw, max_keys = self._labels, self._agg, self._raw, self.max_stacks
+        n = overflow = 0
+        for ident, top in frames.items():
+            if ident == own:
+                continue
+            n += 1
+            try:
+                cur = cpu_clock(ident)
+                st = tstate.get(ident)
+                if st is None:
+                    st = tstate[ident] = [cur, 0, -1, -1]
+                    cpu = 0
+                else:
+                    prev, st[0] = st[0], cur
+                    cpu = 0 if cur is None or prev is None or cur < prev else cur - prev
+                lasti = top.f_lasti
+                if cpu == 0 and cur is not None and st[3] >= 0 and st[1] == id(top) and st[2] == lasti:
+                    sid = st[3]  # the thread has not run since the last tick: same stack
+                else:
+                    ids: List[int] = []
+                    append = ids.append
+                    f = top
+                    while f is not None:
+                        append(id(f.f_code))
+                        append(f.f_lasti)
+                        f = f.f_back
+                    sid = raw.get(tuple(ids))
+                    if sid is None:
+                        sid = self._resolve(top)
+                    st[1], st[2], st[3] = id(top), lasti, sid
+                name = names.get(ident)
+                if name is None:
+                    name = self._name_of(ident)
+                try:
+                    tl = tagger(ident)  # type: ignore[misc]
+                except Exception as exc:
+                    self._note_error(exc)
+                    tl = None
+                labels = lcache.get((tl, name))
+                if labels is None:
+                    labels = self._make_labels(tl, name)
+                key = (sid, labels)
+                acc = agg.get(key)
+                if acc is None:
+                    if len(agg) >= max_keys and sid != self._ovf_sid:
+                        sid = self._overflow_sid()
+                        key = (sid, labels)
+                        acc = agg.get(key)
+                    if acc is None:
+                        acc = agg[key] = [0, 0, 0]
+                if sid == self._ovf_sid:
+                    overflow += 1
+                acc[0] += 1
+                acc[1] += wall
+                acc[2] += cpu
+            except Exception as exc:
+                self._note_error(exc)
+        self._samples += n
+        self._overflow += overflow
+        if len(tstate) > n:  # some threads are gone
+            for ident in [i for i in tstate if i not in frames or i == own]:
+                self._drop_thread(ident)
+
+    def _resolve(self, top: Any) -> int:
+        """Stack id of the stack whose leaf is ``top``, interning what is new (the slow path)."""
+        ids: List[int] = []
+        fids: List[int] = []
+        locs, refs, full = self._locs, self._code_refs, False
+        f = top
+        while f is not None:
+            code, lasti = f.f_code, f.f_lasti
+            ids.append(id(code))
+            ids.append(lasti)
+            fid = locs.get(id(code), {}).get(lasti)
+            if fid is None:
+                name = getattr(code, "co_qualname", None) or code.co_name
+                fid = self._intern(Frame(name, code.co_filename, line_of(code, lasti, f)))
+                if fid < 0:
+                    full = True
+                elif self._nlocs < self.max_frames and (id(code) in refs or len(refs) < self.max_frames):
+                    refs[id(code)] = code
+                    locs.setdefault(id(code), {})[lasti] = fid
+                    self._nlocs += 1
+            fids.append(fid)
+            f = f.f_back
+        sid = self._overflow_sid() if full else self._stack_id(fids)
+        if all(code_id in refs for code_id in ids[::2]):  # every id in the key stays valid
+            if self._raw_frames + len(ids) // 2 > RAW_CACHE_FRAMES:
+                self._raw.clear()
+                self._raw_frames = 0
+            self._raw[tuple(ids)] = sid
+            self._raw_frames += len(ids) // 2
+        return sid
+
+    def _stack_id(self, fids: List[int]) -> int:
+        fids.reverse()  # root first
+        if len(fids) > self.max_depth:
+            del fids[self.max_depth:]
+            fids.append(self._intern(Frame(TRUNCATED_FUNCTION), force=True))
+        key = tuple(fids)
+        sid = self._stack_ids.get(key)
+        if sid is None:
+            if len(self._stacks) >= self.max_stacks:
+                return self._overflow_sid()
+            sid = self._stack_ids[key] = len(self._stacks)
+            self._stacks.append(key)
+        return sid
+
+    def _intern(self, frame: Frame, force: bool = False) -> int:
+        fid = self._frame_ids.get(frame)
+        if fid is None:
+            if len(self._frames) >= self.max_frames and not force:
+                return -1
+            fid = self._frame_ids[frame] = len(self._frames)
+            self._frames.append(frame)
+        return fid
+
+    def _overflow_sid(self) -> int:
+        if self._ovf_sid < 0:
+            key = (self._intern(Frame(OVERFLOW_FUNCTION), force=True),)
+            sid = self._stack_ids.get(key)
+            if sid is None:
+                sid = self._stack_ids[key] = len(self._stacks)
+                self._stacks.append(key)
+            self._ovf_sid = sid
+        return self._ovf_sid
+
+    def _make_labels(self, tl: Optional[LabelSet], name: str) -> LabelSet:
+        labels = tuple(sorted([p for p in (tl or ()) if p[0] != THREAD_NAME] + [(THREAD_NAME, name)]))
+        if len(self._labels) >= _LABEL_CACHE_MAX:
+            self._labels.clear()
+        self._labels[(tl, name)] = labels
+        return labels
+
+    def _name_of(self, ident: int) -> str:
+        self._refresh_threads()  # not a threading thread if still unknown: remember that
+        return self._names.setdefault(ident, UNNAMED_THREAD)
+
+    def _refresh_threads(self) -> None:
+        try:
+            info = self._threads_fn()
+        except Exception as exc:
+            return self._note_error(exc)
+        for ident, (name, nid) in info.items():
+            old = self._native.get(ident)
+            if old is not None and nid is not None and old != nid and ident in self._tstate:
+                self._drop_thread(ident)  # the ident now belongs to another thread
+            self._native[ident] = nid
+            self._names[ident] = str(name)
+
+    def _drop_thread(self, ident: int) -> None:
+        self._tstate.pop(ident, None)
+        self._names.pop(ident, None)
+        self._native.pop(ident, None)
+        try:
+            if self._forget is not None:
+                self._forget(ident)
+        except Exception:
+            pass
+
+    # -- results -------------------------------------------------------------------------------
+    def snapshot(self) -> Profile:
+        """A consistent copy of the aggregate as a :class:`Profile` (callable from any thread)."""
+        running = self.is_running
+        now = self._clock() if running else None
+        with self._lock:
+            items = [(k, tuple(v)) for k, v in self._agg.items()]
+            frames, stacks = list(self._frames), list(self._stacks)
+            counters = dict(ticks=self._ticks, samples=self._samples, overflow_samples=self._overflow,
+                            errors=self._errors, missed_ticks=self._missed)
+            last_error, start_clock, start_ns = self._last_error, self._start_clock, self._start_ns
+            end = now if now is not None else self._end_clock
+            own_cpu, t, base = self._own_cpu_ns, self._thread, self._own_base
+        if running and t is not None and t.ident is not None and base is not None:
+            cur = self._read_cpu(t.ident)
+            own_cpu += (cur - base) if cur is not None else 0
+        used = {k[0] for k, _ in items}
+        if len(used) < len(stacks):  # stacks of earlier windows (after reset): drop them
+            frames, stacks, items = _compact(frames, stacks, items, used)
+        duration = max(0, (end or 0) - start_clock) if start_clock is not None else 0
+        meta: Dict[str, Any] = dict(self.metadata)
+        meta.update(
+            collector="sample", rate_hz=self.rate_hz, period_ns=self.period_ns, start_ns=start_ns or 0,
+            duration_ns=duration, **counters,
+            overhead={"sampler_cpu_ns": own_cpu, "fraction": own_cpu / duration if duration else 0.0},
+            cpu_clock=self._cpu_kind, max_stacks=self.max_stacks, max_depth=self.max_depth,
+            pid=os.getpid(), python=sys.version.split()[0], sys_path=list(sys.path),
+            **_environment())
+        if last_error:
+            meta["last_error"] = last_error
+        samples = [Sample(sid, values, labels) for (sid, labels), values in items]
+        return Profile(sample_types=list(self.sample_types), frames=frames, stacks=stacks,
+                       samples=samples, metadata=meta)
+
+
+_ENV: Dict[str, List[str]] = {}
+
+
+def _environment() -> Dict[str, List[str]]:
+    """Where the standard library and installed packages live (for views that shorten paths)."""
+    if not _ENV:
+        stdlib: List[str] = []
+        site_dirs: List[str] = []
+        try:
+            import sysconfig
+
+            paths = sysconfig.get_paths()
+            stdlib = sorted({p for p in (paths.get("stdlib"), paths.get("platstdlib")) if p})
+        except Exception:
+            pass
+        try:
+            import site
+
+            site_dirs = list(site.getsitepackages()) if hasattr(site, "getsitepackages") else []
+            site_dirs.append(site.getusersitepackages())
+        except Exception:
+            pass
+        _ENV.update(stdlib_dirs=stdlib, site_dirs=[d for d in site_dirs if isinstance(d, str)])
+    return {k: list(v) for k, v in _ENV.items()}
+
+
+def _compact(frames: List[Frame], stacks: List[Tuple[int, ...]], items: list,
+             used: set) -> Tuple[List[Frame], List[Tuple[int, ...]], list]:
+    """Keep only the stacks in ``used`` and the frames they reference, renumbered."""
+    smap: Dict[int, int] = {}
+    fmap: Dict[int, int] = {}
+    new_frames: List[Frame] = []
+    new_stacks: List[Tuple[int, ...]] = []
+    for sid in sorted(used):
+        ids = []
+        for fid in stacks[sid]:
+            new = fmap.get(fid)
+            if new is None:
+                new = fmap[fid] = len(new_frames)
+                new_frames.append(frames[fid])
+            ids.append(new)
+        smap[sid] = len(new_stacks)
+        new_stacks.append(tuple(ids))
+    return new_frames, new_stacks, [((smap[s], lab), v) for (s, lab), v in items]

@@ -1,0 +1,1 @@
+"""Getting mcpprof into server processes: the launcher and the in-server agent."""

@@ -1,0 +1,263 @@
+"""The agent: runs inside a server started by ``mcpprof run`` (loaded by a generated
+``sitecustomize``) or by :func:`start` in code.
+
+It waits until the server imports the MCP SDK (so helper processes such as ``uvx`` shims are not
+profiled), then instruments it, starts the sampler, and writes ``profile-<pid>.mcpprof`` into the
+output folder: every ``flush_s`` seconds (marked incomplete, so a SIGKILL loses at most that much),
+and complete at exit, on stdin close, SIGTERM or SIGINT. A crash leaves the last write, marked
+incomplete with the reason. Stdlib only; never writes to stdout; its failures never fail the server.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import sys
+import threading
+import time
+from typing import Any, Optional
+
+from ..model.requests import RequestTable
+from .config import AgentConfig
+
+_agent: Optional["Agent"] = None
+
+
+def _warn(message: str) -> None:
+    try:
+        sys.stderr.write(f"mcpprof: {message}\n")
+        sys.stderr.flush()
+    except Exception:
+        pass
+
+
+class Agent:
+    """Owns the sampler, the request table and the profile file of one server process."""
+
+    def __init__(self, config: AgentConfig):
+        self.config = config
+        self.pid = os.getpid()
+        self.path = os.path.join(config.out_dir, f"profile-{self.pid}.mcpprof")
+        self.requests = RequestTable()
+        self.sampler: Any = None
+        self.active = False
+        self.crash: Optional[str] = None
+        self.finished = False
+        self.flushes = 0
+        self._final_written = False
+        self.start_ns = time.time_ns()
+        self.cpu_start_ns = time.process_time_ns()
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._flusher: Optional[threading.Thread] = None
+
+    # -- life cycle ------------------------------------------------------------------------------
+    def activate(self, *_: Any) -> None:
+        """Start profiling (idempotent); called when the MCP SDK is first imported."""
+        with self._lock:
+            if self.active or self.finished:
+                return
+            self.active = True
+        try:
+            from ..collect.sampler import Sampler
+            from ..mcp import context
+
+            os.makedirs(self.config.out_dir, exist_ok=True)
+            context.install_thread_hooks()
+            context.request_sinks.append(self._on_request)
+            self.sampler = Sampler(rate_hz=self.config.rate_hz)
+            self._switch = sys.getswitchinterval()
+            switch = float(os.environ.get("MCPPROF_SWITCH", "0") or 0)
+            if switch > 0:
+                sys.setswitchinterval(switch)
+            self.sampler.start()
+            atexit.register(self.finish, "exit")
+            self._install_signal_handlers()
+            self._install_excepthook()
+            if self.config.flush_s > 0:
+                self._flusher = threading.Thread(target=self._flush_loop, name="mcpprof-flush", daemon=True)
+                self._flusher.start()
+            if not self.config.quiet:
+                _warn(f"profiling pid {self.pid} at {self.config.rate_hz:g} Hz -> {self.path}")
+        except Exception as exc:  # never fail the server
+            _warn(f"could not start profiling: {exc!r}")
+
+    def _on_request(self, tag: Any, duration_ns: int, error: Optional[str]) -> None:
+        with self._lock:
+            self.requests.record(tag.method, tag.target, duration_ns, error, tag.request_id, tag.start_ns,
+                                 cpu_ns=tag.cpu_ns)
+
+    def _flush_loop(self) -> None:
+        while not self._stop.wait(self.config.flush_s):
+            self.flush()
+
+    # -- writing ---------------------------------------------------------------------------------
+    def build_profile(self, complete: bool, end_reason: str = "") -> Any:
+        from ..mcp import install
+
+        profile = self.sampler.snapshot()
+        with self._lock:
+            table = RequestTable()
+            table.merge(self.requests)
+        profile.requests = table
+        md = profile.metadata
+        from ..mcp import context
+
+        now_cpu = time.process_time_ns()
+        since = context.serving_since_cpu_ns if context.serving else now_cpu
+        md.update({
+            "process_cpu_ns": now_cpu - since,  # CPU while serving (from the first request on)
+            "startup_cpu_ns": since - self.cpu_start_ns,
+            "request_cpu": "exact" if _step_accounting() else "none",
+            "command": self.config.command or " ".join(sys.argv),
+            "argv": list(sys.argv),
+            "pid": self.pid,
+            "ppid": os.getppid(),
+            "executable": sys.executable,
+            "frameworks": install.patched_frameworks(),
+            "packages": _package_versions(),
+            "agent_start_ns": self.start_ns,
+            "complete": complete,
+            "end_reason": end_reason or ("running" if not complete else "exit"),
+            "flushes": self.flushes,
+        })
+        return profile
+
+    def flush(self, complete: bool = False, end_reason: str = "", final: bool = False) -> None:
+        """Write the profile now (atomically). After the final write nothing is written again."""
+        if self.sampler is None:
+            return
+        try:
+            from ..model.io import save
+
+            with self._lock:
+                if self._final_written:
+                    return
+                save(self.build_profile(complete, end_reason), self.path)
+                self.flushes += 1
+                self._final_written = final
+        except Exception as exc:
+            _warn(f"could not write {self.path}: {exc!r}")
+
+    def finish(self, end_reason: str = "exit") -> None:
+        """Stop sampling and write the final profile (complete unless the server crashed)."""
+        with self._lock:
+            if self.finished or self.sampler is None:
+                return
+            self.finished = True
+        self._stop.set()
+        try:
+            self.sampler.stop()
+        except Exception:
+            pass
+        self.flush(complete=self.crash is None, end_reason=self.crash or end_reason, final=True)
+
+    # -- exits -----------------------------------------------------------------------------------
+    def _install_signal_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            try:
+                if signal.getsignal(signum) is signal.SIG_DFL:
+                    signal.signal(signum, self._on_signal)
+            except (ValueError, OSError):
+                pass
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.finish(f"signal {signal.Signals(signum).name}")
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    def _install_excepthook(self) -> None:
+        previous = sys.excepthook
+
+        def excepthook(exc_type: Any, exc: Any, tb: Any) -> None:
+            if not issubclass(exc_type, (KeyboardInterrupt, SystemExit)):
+                self.crash = f"crash: {exc_type.__name__}"
+            previous(exc_type, exc, tb)
+
+        sys.excepthook = excepthook
+
+
+def _step_accounting() -> bool:
+    import asyncio
+
+    return hasattr(asyncio.events.Handle._run, "__wrapped__")
+
+
+def _package_versions() -> dict:
+    out = {}
+    try:
+        from importlib.metadata import version
+
+        for name in ("mcp", "fastmcp", "anyio", "pydantic", "uvicorn"):
+            if name in sys.modules:
+                try:
+                    out[name] = version(name)
+                except Exception:
+                    pass
+    except Exception:
+        pass
+    return out
+
+
+def _after_fork_in_child() -> None:
+    global _agent
+    parent = _agent
+    if parent is None:
+        return
+    _agent = Agent(parent.config)
+    if parent.active and not parent.finished:
+        _agent.activate()
+
+
+def current() -> Optional[Agent]:
+    return _agent
+
+
+def start(config: AgentConfig) -> Agent:
+    """Start an agent in this process; with ``config.start == "mcp"`` it waits for the SDK import."""
+    global _agent
+    if _agent is not None:
+        return _agent
+    _agent = agent = Agent(config)
+    if config.start == "now":
+        agent.activate()
+    else:
+        from ..mcp.install import install_import_hook
+
+        install_import_hook(on_patch=agent.activate)
+    try:
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+    except Exception:
+        pass
+    return agent
+
+
+def boot() -> None:
+    """Entry point of the generated ``sitecustomize``: configure from the environment."""
+    config = AgentConfig.from_env()
+    if config.out_dir:
+        try:
+            start(config)
+        except Exception as exc:
+            _warn(f"agent failed to start: {exc!r}")
+    _chain_sitecustomize()
+
+
+def _chain_sitecustomize() -> None:
+    """Run the ``sitecustomize.py`` our generated one shadows (Debian's python has one)."""
+    stub = os.environ.get("MCPPROF_STUB", "")
+    for entry in sys.path:
+        if not entry or os.path.abspath(entry) == os.path.abspath(stub or "\0"):
+            continue
+        candidate = os.path.join(entry, "sitecustomize.py")
+        if os.path.isfile(candidate):
+            try:
+                import runpy
+
+                runpy.run_path(candidate, run_name="sitecustomize")
+            except Exception as exc:
+                _warn(f"the server's own sitecustomize failed: {exc!r}")
+            return
