@@ -10,11 +10,17 @@ Measures the median cost of one ``Sampler.sample_once()`` with 4 threads whose s
   sleeps 2 ms between ticks so they run; wall time then includes waits for the GIL they hold,
   ``cpu_median_us`` (this thread's CPU time) does not).
 
+Then the live cost: the real sampler at 100 Hz and 1 kHz against 4 threads at depth ~40, either
+1 doing pure-Python work and 3 idle (like an MCP server's busy event loop and idle workers) or all
+4 busy (GIL contention): work done per second relative to no sampler (interleaved rounds,
+medians of paired ratios), the sampler thread's own CPU time (metadata ``overhead``) and the
+sampling rate it really reached.
+
 Then the sampler's memory when its stack table is full (tracemalloc of everything the sampler
 allocated while filling ``max_stacks`` keys of 40-frame stacks), and the cost of ``snapshot()``
 at that size. Prints one JSON object per line on stdout.
 
-    python benchmarks/sampler_tick_cost.py [--reps 2000] [--max-stacks 20000]
+    python benchmarks/sampler_tick_cost.py [--reps 2000] [--rounds 5] [--seconds 2] [--max-stacks 20000]
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import statistics
 import sys
 import threading
@@ -128,6 +135,65 @@ def tick_costs(reps: int) -> None:
         t.join()
 
 
+def live_overhead(rounds: int, seconds: float, busy: int, rates=(0, 100, 1000)) -> None:
+    """``busy`` of the 4 threads do pure-Python work, the others wait on an Event (idle workers)."""
+    tagger = request_tagger()
+    results = {rate: {"ops": [], "ratio": [], "fraction": [], "hz": [], "cpu_per_tick_us": []} for rate in rates}
+    rng = random.Random(7)
+    for _ in range(rounds):
+        order = list(rates)
+        rng.shuffle(order)
+        ops_by_rate = {}
+        for rate in order:
+            stop = threading.Event()
+            counts = [0] * THREADS
+
+            def work(i: int) -> None:
+                if i >= busy:
+                    stop.wait()
+                while not stop.is_set():
+                    sum(range(200))
+                    counts[i] += 1
+
+            threads = [threading.Thread(target=descend, args=(DEPTH, lambda i=i: work(i)), daemon=True)
+                       for i in range(THREADS)]
+            for t in threads:
+                t.start()
+            time.sleep(0.3)
+            sampler = Sampler(rate, tagger=tagger) if rate else None
+            base = sum(counts)
+            t0 = time.perf_counter()
+            if sampler is not None:
+                sampler.start()
+            time.sleep(seconds)
+            done, elapsed = sum(counts) - base, time.perf_counter() - t0
+            if sampler is not None:
+                sampler.stop()
+            stop.set()
+            for t in threads:
+                t.join()
+            ops_by_rate[rate] = done / elapsed
+            r = results[rate]
+            r["ops"].append(done / elapsed)
+            if sampler is not None:
+                meta = sampler.snapshot().metadata
+                r["fraction"].append(meta["overhead"]["fraction"])
+                r["hz"].append(meta["ticks"] / (meta["duration_ns"] / 1e9))
+                r["cpu_per_tick_us"].append(meta["overhead"]["sampler_cpu_ns"] / max(1, meta["ticks"]) / 1e3)
+        for rate in rates:
+            results[rate]["ratio"].append(ops_by_rate[rate] / ops_by_rate[rates[0]])
+    for rate in rates:
+        r = results[rate]
+        row = {"case": "live", "rate_hz": rate, "threads": THREADS, "busy_threads": busy, "rounds": rounds, "seconds": seconds,
+               "ops_per_s": round(statistics.median(r["ops"])), "paired_ratio": round(statistics.median(r["ratio"]), 4),
+               "slowdown_pct": round((1 - statistics.median(r["ratio"])) * 100, 2)}
+        if rate:
+            row.update(sampler_cpu_fraction=round(statistics.median(r["fraction"]), 4),
+                       effective_hz=round(statistics.median(r["hz"]), 1),
+                       sampler_cpu_per_tick_us=round(statistics.median(r["cpu_per_tick_us"]), 1))
+        print(json.dumps(row))
+
+
 class Code:
     def __init__(self, name: str):
         self.co_name = self.co_qualname = name
@@ -189,9 +255,13 @@ def memory_at_cap(max_stacks: int, shared: bool) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=2000)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--max-stacks", type=int, default=20_000)
     args = ap.parse_args()
     tick_costs(args.reps)
+    live_overhead(args.rounds, args.seconds, busy=1)
+    live_overhead(args.rounds, args.seconds, busy=THREADS)
     memory_at_cap(args.max_stacks, shared=True)
     memory_at_cap(args.max_stacks, shared=False)
 

@@ -3,8 +3,9 @@
 The official SDK client costs about 200 µs of CPU per request; on a small machine shared with the
 server under test that perturbs the measurement. This client does the minimum: it spawns the server,
 writes one JSON-RPC object per line to its stdin, reads newline-delimited JSON from its stdout in a
-protocol callback (no reader task, no streams) and resolves one future per request id, so any
-number of requests can be in flight over the one pipe. Stdlib only.
+protocol callback (no reader task, no streams) and hands each reply to the future or callback
+registered under its request id, so any number of requests can be in flight over the one pipe.
+Timeouts are swept every 20 ms rather than timed per request. Stdlib only.
 
 Every line the server writes to stdout is checked to be a JSON-RPC message; the rest are counted in
 :attr:`StdioClient.invalid_lines` (the first few kept in :attr:`StdioClient.invalid_samples`).

@@ -23,6 +23,7 @@ from ..errors import UsageError
 from .client import ERROR_KINDS, CallError
 
 TOOLS_CALL, RESOURCES_READ, PROMPTS_GET = "tools/call", "resources/read", "prompts/get"
+_clock = time.perf_counter_ns
 
 
 class CallSpec(NamedTuple):
@@ -67,8 +68,8 @@ class CallStats:
 
 @dataclass
 class DriveResult:
-    """Per-spec statistics (in the order of the specs given), wall time and why the loop stopped
-    (``time``, ``max_calls`` or ``transport`` when the server went away)."""
+    """Per-spec statistics (in the order of the specs given), wall time and why the loop stopped:
+    ``time``, ``max_calls``, ``transport`` (the server went away) or ``error`` (a bug raised)."""
 
     stats: list[CallStats]
     wall_s: float
@@ -163,9 +164,6 @@ class _Loop:
         self.errors += 1
         if error.kind == "transport":
             self.stopped = "transport"
-
-
-_clock = time.perf_counter_ns
 
 
 async def _run_callbacks(client: Any, loop_: _Loop, concurrency: int, timeout: float) -> None:

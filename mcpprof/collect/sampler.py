@@ -134,6 +134,7 @@ class Sampler:
         self._forget = getattr(cpu_clock, "forget", None)
         self._refresh_every = max(1, int(self.rate_hz))  # thread names re-read about once a second
         self._lock = threading.Lock()
+        self._pid = os.getpid()
         self._thread: Optional[threading.Thread] = None
         self._stopping = False
         self._wake = threading.Event()
@@ -156,6 +157,7 @@ class Sampler:
 
     def start(self) -> "Sampler":
         """Start the sampling thread (no-op if running)."""
+        self._check_fork()
         if self.is_running:
             return self
         if self._tagger is None:
@@ -191,8 +193,15 @@ class Sampler:
     def __exit__(self, *exc: Any) -> None:
         self.stop()
 
+    def _check_fork(self) -> None:
+        """In a forked child the sampler thread is gone and may have died holding the lock."""
+        if self._pid != os.getpid():
+            self._pid, self._lock, self._thread, self._own_base = os.getpid(), threading.Lock(), None, None
+            self._tstate.clear()
+
     def reset(self) -> None:
         """Clear the aggregate and counters: a new window starts now."""
+        self._check_fork()
         with self._lock:
             self._agg.clear()
             if len(self._stacks) > self.max_stacks // 2 or len(self._frames) > self.max_frames // 2:
@@ -452,6 +461,7 @@ class Sampler:
     # -- results -------------------------------------------------------------------------------
     def snapshot(self) -> Profile:
         """A consistent copy of the aggregate as a :class:`Profile` (callable from any thread)."""
+        self._check_fork()
         running = self.is_running
         now = self._clock() if running else None
         with self._lock:

@@ -277,14 +277,14 @@ def _install_step_accounting() -> None:
     original_run = handle_cls._run
     tasks, local, clock = task_tags, _local, _thread_cpu
 
+    task_type = asyncio.Task
+
     def _run(self: Any) -> None:
         task = getattr(self._callback, "__self__", None)
-        tag = tasks.get(task) if task is not None else None
-        if tag is None:
-            original_run(self)
-        else:
+        tag = tasks.get(task) if isinstance(task, task_type) else None
+        if tag is not None:
             local.open = (tag, clock())
-            original_run(self)
+        original_run(self)
         seg = getattr(local, "open", None)
         if seg is not None:  # a request ran (or began) in this step: charge it up to now
             seg[0].cpu_ns += clock() - seg[1]

@@ -83,9 +83,9 @@ def test_thousands_of_pipelined_calls_are_all_answered_correctly() -> None:
 
             # the same through the driver's callback loop, two specs weighted 3:1
             specs = [CallSpec("tools/call", "echo", {"text": "a"}, 3), CallSpec("tools/call", "cpu_async", {"n": 5})]
-            result = await drive(c, specs, None, concurrency=32, max_calls=2000)
-            assert result.ok == 2000 and result.errors == {} and result.stopped == "max_calls"
-            assert [s.ok for s in result.stats] == [1500, 500]
+            result = await drive(c, specs, None, concurrency=32, max_calls=800)
+            assert result.ok == 800 and result.errors == {} and result.stopped == "max_calls"
+            assert [s.ok for s in result.stats] == [600, 200]
             assert all(isinstance(ns, int) and ns > 0 for s in result.stats for ns in s.latencies_ns)
             assert c.invalid_lines == 0 and c.late_responses == 0
             assert await c.aclose() == 0

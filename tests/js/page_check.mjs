@@ -59,7 +59,11 @@ async function run(page, step) {
     }
     case 'type': {
       await ctx.focus(step.selector)
-      await ctx.evaluate(s => { document.querySelector(s).value = '' }, step.selector)
+      await ctx.evaluate(s => {   // clear it as a person would (select all, delete): an input event
+        const el = document.querySelector(s)
+        el.value = ''
+        el.dispatchEvent(new Event('input', {bubbles: true}))
+      }, step.selector)
       await page.keyboard.type(step.text)
       await sleep(100)
       return {ok: true}

@@ -370,6 +370,48 @@ def test_thread_cpu_clocks_reads_this_thread():
     assert clocks(ident) >= a
 
 
+# -- real frames, sampled by hand ------------------------------------------------------------------
+
+def wait_here(ready, release):
+    ready.set()
+    release.wait()  # LINE: wait_here
+
+
+def _blocked_thread():
+    ready, release = threading.Event(), threading.Event()
+    t = threading.Thread(target=wait_here, args=(ready, release), name="blocked", daemon=True)
+    t.start()
+    ready.wait()
+    return t, release
+
+
+def test_real_frames_give_the_right_file_and_line():
+    import inspect
+
+    src, first = inspect.getsourcelines(wait_here)
+    line = first + next(i for i, text in enumerate(src) if "# LINE: wait_here" in text)
+    t, release = _blocked_thread()
+    try:
+        s = Sampler(tagger=lambda i: None, clock=Clock())
+        for _ in range(3):  # first walk, then the idle shortcut
+            s.sample_once()
+        s2 = Sampler(tagger=lambda i: None, clock=Clock(), cpu_clock=lambda i: None)
+        for _ in range(3):  # no CPU clock: re-walked every tick through the raw-stack cache
+            s2.sample_once()
+    finally:
+        release.set()
+        t.join()
+    for p in (s.snapshot(), s2.snapshot()):
+        blocked = [(smp, fr) for smp, fr in p.iter_stacks() if smp.label("thread.name") == "blocked"]
+        assert len(blocked) == 1  # one stack, three samples
+        smp, frames = blocked[0]
+        assert smp.values[0] == 3
+        (frame,) = [f for f in frames if f.function == "wait_here"]
+        assert frame.file == __file__ and frame.line == line
+        assert frames[0].function == "Thread._bootstrap"  # root first
+        assert p.metadata["errors"] == 0
+
+
 # -- real threads ----------------------------------------------------------------------------------
 
 def burn_cpu_for_test(seconds, started):
@@ -427,3 +469,43 @@ def test_real_thread_samples_carry_the_request_tag():
     for s in burning:
         assert s.label(L.TOOL) == "burn" and s.label(L.METHOD) == "tools/call"
         assert s.label("thread.name") == "burner"
+
+
+def test_snapshot_and_reset_while_sampling_stay_consistent():
+    t, release = _blocked_thread()
+    s = Sampler(1000, tagger=lambda i: None)
+    try:
+        for _run in range(2):  # restartable
+            s.start()
+            deadline = time.monotonic() + 2.0
+            snaps = 0
+            while time.monotonic() < deadline:
+                p = s.snapshot()
+                snaps += 1
+                assert all(0 <= smp.stack < len(p.stacks) for smp in p.samples)
+                assert all(0 <= f < len(p.frames) for stack in p.stacks for f in stack)
+                if p.metadata["ticks"] >= 5:
+                    break
+                if snaps == 50:
+                    s.reset()
+            s.stop()
+            assert not s.is_running
+    finally:
+        release.set()
+        t.join()
+    p = s.snapshot()
+    assert p.metadata["ticks"] >= 5 and p.metadata["errors"] == 0
+    assert "blocked" in p.label_values("thread.name")
+    assert p.metadata["overhead"]["sampler_cpu_ns"] > 0
+
+
+def test_a_forked_child_can_still_snapshot():
+    import os
+
+    env = Env()
+    env.frames = {1: chain(Code("main"))}
+    env.tick()
+    env.sampler._lock.acquire()  # as if the parent's sampler thread held it at fork time
+    env.sampler._pid = -1  # as if we were the child
+    p = env.profile()
+    assert p.metadata["samples"] == 1 and env.sampler._pid == os.getpid()

@@ -104,6 +104,7 @@
     }
     if (!(v[state.zoom] > 0)) state.zoom = 0;
     var z = state.zoom, D = maxDepth(t), W = chart.clientWidth || 1000;
+    lastWidth = chart.clientWidth;
     chart.style.height = ((D + 1) * ROW) + 'px';
     function box(n, x, w, cls) {
       var div = document.createElement('div'), ni = nameOf[n];
@@ -180,8 +181,10 @@
   function fit() {
     try {
       var fe = window.frameElement;
-      if (fe && fe.tagName === 'IFRAME' && root.ownerDocument === document) {
-        fe.style.height = (document.documentElement.scrollHeight + 2) + 'px';
+      if (fe && fe.tagName === 'IFRAME') {
+        // the content's own height (the document's scrollHeight never drops below the frame's)
+        var h = Math.ceil(root.getBoundingClientRect().bottom + window.pageYOffset) + 2;
+        if (Math.abs(fe.getBoundingClientRect().height - h) > 1) fe.style.height = h + 'px';
       }
     } catch (e) { /* a cross-origin parent: it sizes the frame itself */ }
   }
@@ -224,14 +227,17 @@
     ui.flip.textContent = state.icicle ? 'Flame' : 'Icicle';
     draw();
   });
-  root.addEventListener('keydown', function (ev) {
+  document.addEventListener('keydown', function (ev) {
     if (ev.key === 'Escape' && state.zoom) { state.zoom = 0; draw(); }
   });
-  var pending = false;
-  window.addEventListener('resize', function () {
+  var pending = false, lastWidth = -1;
+  window.addEventListener('resize', function () {   // redraw on width changes only (fit() changes height)
     if (pending) return;
     pending = true;
-    window.requestAnimationFrame(function () { pending = false; draw(); });
+    window.requestAnimationFrame(function () {
+      pending = false;
+      if (ui.chart.clientWidth !== lastWidth) draw();
+    });
   });
 
   function note() {
