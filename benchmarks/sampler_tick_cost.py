@@ -20,7 +20,7 @@ Then the sampler's memory when its stack table is full (tracemalloc of everythin
 allocated while filling ``max_stacks`` keys of 40-frame stacks), and the cost of ``snapshot()``
 at that size. Prints one JSON object per line on stdout.
 
-    python benchmarks/sampler_tick_cost.py [--reps 2000] [--rounds 5] [--seconds 2] [--max-stacks 20000]
+    python benchmarks/sampler_tick_cost.py [--reps 2000] [--rounds 9] [--seconds 1] [--max-stacks 20000]
 """
 
 from __future__ import annotations
@@ -255,8 +255,8 @@ def memory_at_cap(max_stacks: int, shared: bool) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=2000)
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--seconds", type=float, default=2.0)
+    ap.add_argument("--rounds", type=int, default=9)
+    ap.add_argument("--seconds", type=float, default=1.0)
     ap.add_argument("--max-stacks", type=int, default=20_000)
     args = ap.parse_args()
     tick_costs(args.reps)

@@ -40,9 +40,13 @@ def profile_cmd(out_dir: Optional[str], seconds: float, tools: Tuple[str, ...], 
     job = ProfileJob(command=list(command) or None, out_dir=out_dir or "", seconds=seconds, tools=list(tools),
                      args_file=args_file, rate_hz=rate, concurrency=concurrency, max_calls=max_calls, force=force)
     target = "the bundled example server" if job.is_example else " ".join(command)
-    console.info(f"mcpprof: profiling {target} for {seconds:g} s ({concurrency} calls in flight, {rate:g} Hz)")
+
+    def started(pid: int, calls: list) -> None:
+        console.info(f"mcpprof: profiling {target} (pid {pid}) for {seconds:g} s: {len(calls)} kinds of call, "
+                     f"{concurrency} in flight, sampling at {rate:g} Hz")
+
     with drive_progress(seconds) as progress:
-        result = run_profile_job(job, progress=progress)
+        result = run_profile_job(job, progress=progress, started=started)
     from ..analyse.summary import format_table, summarize
     from .output import print_json
 

@@ -268,11 +268,7 @@ class Sampler:
             if end is not None and base is not None:
                 self._own_cpu_ns += end - base
             self._own_base = None
-            try:
-                if self._forget is not None:
-                    self._forget(own)
-            except Exception:
-                pass
+            self._drop_thread(own)
 
     # -- one tick ------------------------------------------------------------------------------
     def sample_once(self) -> None:

@@ -184,9 +184,9 @@ def build_call_tree(profile: Profile, value_types: Optional[Sequence[TypeArg]] =
     # 1. Aggregate values by (request name, stack).
     agg: Dict[Tuple[str, int], List[int]] = {}
     req_of: Dict[Any, str] = {}
+    pick = itemgetter(*idxs) if ntypes > 1 else (lambda vals: (vals[idxs[0]],))
     for s in profile.samples:
-        vals = s.values
-        v = [vals[i] for i in idxs]
+        v = pick(s.values)
         if not any(v):
             continue
         req = ""
@@ -197,7 +197,7 @@ def build_call_tree(profile: Profile, value_types: Optional[Sequence[TypeArg]] =
         key = (req, s.stack)
         acc = agg.get(key)
         if acc is None:
-            agg[key] = v
+            agg[key] = list(v)
         else:
             for k in range(ntypes):
                 acc[k] += v[k]
@@ -217,13 +217,15 @@ def build_call_tree(profile: Profile, value_types: Optional[Sequence[TypeArg]] =
         return nid
 
     root_id = intern(ROOT_NAME, KIND_ROOT)
+    used_frames: set = set()
+    stacks = profile.stacks
+    for sid in {sid for _req, sid in agg}:
+        used_frames.update(stacks[sid])
     frame_id_of: Dict[int, int] = {}
-    for _req, sid in agg:
-        for fid in profile.stacks[sid]:
-            if fid not in frame_id_of:
-                frame = profile.frames[fid]
-                kind = KIND_USER if frame_names.paths.is_user_frame(frame) else KIND_LIBRARY
-                frame_id_of[fid] = intern(frame_names(fid), kind)
+    for fid in sorted(used_frames):
+        frame = profile.frames[fid]
+        kind = KIND_USER if frame_names.paths.is_user_frame(frame) else KIND_LIBRARY
+        frame_id_of[fid] = intern(frame_names(fid), kind)
     req_id_of = {req: intern(req, KIND_REQUEST) for req in sorted({r for r, _ in agg})} if request_level else {}
     order = sorted(range(len(names)), key=lambda i: (names[i], kinds[i]))
     rank = [0] * len(names)
@@ -231,25 +233,28 @@ def build_call_tree(profile: Profile, value_types: Optional[Sequence[TypeArg]] =
         rank[nid] = pos
     names = [names[i] for i in order]
     kinds = [kinds[i] for i in order]
-    frame_rank = {fid: rank[nid] for fid, nid in frame_id_of.items()}
+    frame_rank = [-1] * len(profile.frames)
+    for fid, nid in frame_id_of.items():
+        frame_rank[fid] = rank[nid]
+    rank_of = frame_rank.__getitem__
 
     # 3. Sorted paths of name ranks, prefix sums per type.
     stack_path: Dict[int, Tuple[int, ...]] = {}
     entries: List[Tuple[Tuple[int, ...], List[int]]] = []
     for (req, sid), v in agg.items():
-        if any(x < 0 for x in v):
+        if min(v) < 0:
             v = [x if x > 0 else 0 for x in v]
             if not any(v):
                 continue
         path = stack_path.get(sid)
         if path is None:
-            path = stack_path[sid] = tuple(map(frame_rank.__getitem__, profile.stacks[sid]))
+            path = stack_path[sid] = tuple(map(rank_of, stacks[sid]))
         if request_level:
             path = (rank[req_id_of[req]],) + path
         entries.append((path, v))
     entries.sort(key=itemgetter(0))
     paths = [e[0] for e in entries]
-    prefix = [list(accumulate((e[1][k] for e in entries), initial=0)) for k in range(ntypes)]
+    prefix = [list(accumulate([e[1][k] for e in entries], initial=0)) for k in range(ntypes)]
     n = len(entries)
     totals = [p[n] for p in prefix]
     thresholds = [min_fraction * t for t in totals]

@@ -58,8 +58,12 @@ def _default_out_dir() -> str:
     return os.path.join("mcpprof-out", time.strftime("%Y%m%d-%H%M%S"))
 
 
-def run_profile_job(job: ProfileJob, progress: Optional[Callable[..., None]] = None) -> ProfileJobResult:
-    """Run the whole job; raises TargetError / UsageError with one-line messages."""
+def run_profile_job(job: ProfileJob, progress: Optional[Callable[..., None]] = None,
+                    started: Optional[Callable[[int, List[str]], None]] = None) -> ProfileJobResult:
+    """Run the whole job; raises TargetError / UsageError with one-line messages.
+
+    ``started(pid, call_labels)`` is called once the server answered and the workload is chosen;
+    ``progress(calls=, errors=)`` while it runs."""
     if job.is_example and importlib.util.find_spec("mcp") is None:
         raise UsageError("the bundled example server needs the MCP SDK: pip install 'mcpprof[example]'")
     command = list(EXAMPLE_COMMAND) if job.is_example else resolve_command(job.command or [])
@@ -81,7 +85,7 @@ def run_profile_job(job: ProfileJob, progress: Optional[Callable[..., None]] = N
     log_path = out / "server.stderr.log"
     with open(log_path, "wb") as log:
         drive_result, exit_code, invalid = asyncio.run(
-            _drive(job, command, env, log, args_by_tool, progress))
+            _drive(job, command, env, log, args_by_tool, progress, started))
 
     profile = _collect(raw, log_path)
     profile.metadata["workload"] = {
@@ -96,7 +100,8 @@ def run_profile_job(job: ProfileJob, progress: Optional[Callable[..., None]] = N
 
 
 async def _drive(job: ProfileJob, command: List[str], env: Dict[str, str], log: Any,
-                 args_by_tool: Dict[str, Dict[str, Any]], progress: Optional[Callable[..., None]]) -> Any:
+                 args_by_tool: Dict[str, Dict[str, Any]], progress: Optional[Callable[..., None]],
+                 started: Optional[Callable[[int, List[str]], None]]) -> Any:
     from ..bench.client import StdioClient
     from ..bench.drive import PROMPTS_GET, RESOURCES_READ, CallSpec, drive, select_tools
 
@@ -117,6 +122,8 @@ async def _drive(job: ProfileJob, command: List[str], env: Dict[str, str], log: 
         if job.is_example and not job.tools:
             calls += [CallSpec(RESOURCES_READ, "example://config"),
                       CallSpec(PROMPTS_GET, "greet", {"name": "mcpprof"})]
+        if started is not None:
+            started(client.pid or 0, [c.label for c in calls])
         report = None
         if progress is not None:
             def report(done: int, errors: int, elapsed: float) -> None:
