@@ -8,12 +8,15 @@ calls in a closed loop with C calls in flight. Clients:
   (the callback closed loop ``mcpprof profile`` uses);
 * ``lean-await``  the same client, C tasks each ``await client.call_tool(...)``;
 * ``sdk``         ``mcp.ClientSession`` over ``mcp.client.stdio.stdio_client``, C tasks each
-  ``await session.call_tool(...)``.
+  ``await session.call_tool(...)``;
+* ``lean-noop``   ``lean-drive`` against a stand-in that answers every line at once (a few lines
+  of Python, not MCP): the client's floor when replies arrive in batches rather than one per
+  wake-up, which is the case with a real server on a small machine.
 
 Client CPU = ``time.process_time_ns()`` of this process (all threads) over the measured window /
 requests; server CPU = the server's process CPU clock (``clock_gettime`` on its pid's clock id).
 The cells are shuffled in every round (interleaved runs); medians over the rounds are printed at
-the end with the SDK/lean ratio. One JSON object per line on stdout.
+the end, with each client's CPU ratio to ``lean-drive`` (the median of the per-round ratios). One JSON object per line on stdout.
 
     python benchmarks/client_cost.py [--runs 5] [--requests 2000] [--warmup 200] [--conc 1,16]
 """
@@ -40,7 +43,17 @@ from mcpprof.bench.drive import CallSpec, drive  # noqa: E402
 SERVER = [sys.executable, "-m", "mcpprof.examples.server", "--max-seconds", "300"]
 ENV = {**os.environ, "PYTHONPATH": os.path.abspath(ROOT)}
 ARGS = {"text": "hello"}
-CLIENTS = ("lean-drive", "lean-await", "sdk")
+CLIENTS = ("lean-drive", "lean-await", "sdk", "lean-noop")
+NOOP_SERVER = [sys.executable, "-c", """
+import sys
+out = sys.stdout.buffer
+for line in sys.stdin.buffer:
+    i = line.find(b'"id":')
+    if i >= 0:
+        rid = line[i + 5:line.index(b',', i)]
+        out.write(b'{"jsonrpc":"2.0","id":' + rid + b',"result":{"content":[{"type":"text","text":"hello"}]}}\\n')
+        out.flush()
+"""]
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -85,9 +98,10 @@ async def measure(run, server_pid: int, n: int) -> dict:
 
 
 async def run_lean(client_kind: str, n: int, warmup: int, conc: int) -> dict:
-    async with StdioClient(SERVER, env=ENV, stderr=subprocess.DEVNULL) as c:
+    async with StdioClient(NOOP_SERVER if client_kind == "lean-noop" else SERVER, env=ENV,
+                           stderr=subprocess.DEVNULL) as c:
         await c.initialize()
-        if client_kind == "lean-drive":
+        if client_kind in ("lean-drive", "lean-noop"):
             specs = [CallSpec("tools/call", "echo", ARGS)]
 
             async def run(k: int) -> list[int]:
@@ -155,9 +169,10 @@ def main() -> None:
     medians = {cell: {k: round(statistics.median(r[k] for r in rs), 1) for k in keys} for cell, rs in rows.items()}
     for (cl, conc), m in sorted(medians.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         out = {"summary": cl, "conc": conc, "runs": len(rows[(cl, conc)]), **m}
-        lean = medians.get(("lean-drive", conc))
-        if cl != "lean-drive" and lean:
-            out["client_cpu_vs_lean_drive"] = round(m["client_cpu_us"] / lean["client_cpu_us"], 2)
+        lean = {r["round"]: r["client_cpu_us"] for r in rows.get(("lean-drive", conc), [])}
+        ratios = [r["client_cpu_us"] / lean[r["round"]] for r in rows[(cl, conc)] if lean.get(r["round"])]
+        if cl != "lean-drive" and ratios:  # paired within each round, then the median
+            out["client_cpu_vs_lean_drive"] = round(statistics.median(ratios), 2)
         print(json.dumps(out), flush=True)
 
 

@@ -162,7 +162,6 @@ def test_max_seconds_ends_the_server() -> None:
     async def main() -> int | None:
         cmd = [sys.executable, "-m", "mcpprof.examples.server", "--max-seconds", "1"]
         async with StdioClient(cmd, env=ENV, stderr=subprocess.PIPE) as c:
-            await c.initialize()
             deadline = time.monotonic() + 15
             while c.returncode is None and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
