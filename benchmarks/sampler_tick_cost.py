@@ -6,14 +6,15 @@ Measures the median cost of one ``Sampler.sample_once()`` with 4 threads whose s
 * ``first``  - a fresh sampler: every frame is a cache miss (line numbers computed, frames interned);
 * ``cached`` - a warm sampler, every thread re-walked (its CPU clock moved): cache hits only;
 * ``idle``   - a warm sampler, real per-thread CPU clocks, threads blocked: walks skipped;
-* ``busy``   - a warm sampler, real CPU clocks, the 4 threads spinning at depth ~40 (the benchmark
-  sleeps 2 ms between ticks so they run; wall time then includes waits for the GIL they hold,
-  ``cpu_median_us`` (this thread's CPU time) does not).
+* ``busy``   - a warm sampler, real CPU clocks, the 4 threads spinning at depth ~40; the benchmark
+  sleeps 2 ms before each tick so they run, which also leaves the CPU caches cold as in the real
+  sampling thread (``cpu_median_us``, this thread's CPU time, excludes waits for the GIL).
 
 Then the live cost: the real sampler at 100 Hz and 1 kHz against 4 threads at depth ~40, either
 1 doing pure-Python work and 3 idle (like an MCP server's busy event loop and idle workers) or all
 4 busy (GIL contention): work done per second relative to no sampler (interleaved rounds,
-medians of paired ratios), the sampler thread's own CPU time (metadata ``overhead``) and the
+medians of paired ratios), work done per process CPU second relative to no sampler (less sensitive
+to other load on the machine), the sampler thread's own CPU time (metadata ``overhead``) and the
 sampling rate it really reached.
 
 Then the sampler's memory when its stack table is full (tracemalloc of everything the sampler
@@ -21,6 +22,7 @@ allocated while filling ``max_stacks`` keys of 40-frame stacks), and the cost of
 at that size. Prints one JSON object per line on stdout.
 
     python benchmarks/sampler_tick_cost.py [--reps 2000] [--rounds 9] [--seconds 1] [--max-stacks 20000]
+                                           [--cases tick,live,memory]
 """
 
 from __future__ import annotations
@@ -138,12 +140,13 @@ def tick_costs(reps: int) -> None:
 def live_overhead(rounds: int, seconds: float, busy: int, rates=(0, 100, 1000)) -> None:
     """``busy`` of the 4 threads do pure-Python work, the others wait on an Event (idle workers)."""
     tagger = request_tagger()
-    results = {rate: {"ops": [], "ratio": [], "fraction": [], "hz": [], "cpu_per_tick_us": []} for rate in rates}
+    results = {rate: {"ops": [], "ratio": [], "cpu_ratio": [], "fraction": [], "hz": [], "cpu_per_tick_us": []}
+               for rate in rates}
     rng = random.Random(7)
     for _ in range(rounds):
         order = list(rates)
         rng.shuffle(order)
-        ops_by_rate = {}
+        ops_by_rate, ops_per_cpu = {}, {}
         for rate in order:
             stop = threading.Event()
             counts = [0] * THREADS
@@ -162,17 +165,18 @@ def live_overhead(rounds: int, seconds: float, busy: int, rates=(0, 100, 1000)) 
             time.sleep(0.3)
             sampler = Sampler(rate, tagger=tagger) if rate else None
             base = sum(counts)
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), time.process_time()
             if sampler is not None:
                 sampler.start()
             time.sleep(seconds)
-            done, elapsed = sum(counts) - base, time.perf_counter() - t0
+            done, elapsed, cpu = sum(counts) - base, time.perf_counter() - t0, time.process_time() - cpu0
             if sampler is not None:
                 sampler.stop()
             stop.set()
             for t in threads:
                 t.join()
             ops_by_rate[rate] = done / elapsed
+            ops_per_cpu[rate] = done / cpu
             r = results[rate]
             r["ops"].append(done / elapsed)
             if sampler is not None:
@@ -182,11 +186,15 @@ def live_overhead(rounds: int, seconds: float, busy: int, rates=(0, 100, 1000)) 
                 r["cpu_per_tick_us"].append(meta["overhead"]["sampler_cpu_ns"] / max(1, meta["ticks"]) / 1e3)
         for rate in rates:
             results[rate]["ratio"].append(ops_by_rate[rate] / ops_by_rate[rates[0]])
+            results[rate]["cpu_ratio"].append(ops_per_cpu[rate] / ops_per_cpu[rates[0]])
     for rate in rates:
         r = results[rate]
         row = {"case": "live", "rate_hz": rate, "threads": THREADS, "busy_threads": busy, "rounds": rounds, "seconds": seconds,
                "ops_per_s": round(statistics.median(r["ops"])), "paired_ratio": round(statistics.median(r["ratio"]), 4),
-               "slowdown_pct": round((1 - statistics.median(r["ratio"])) * 100, 2)}
+               "slowdown_pct": round((1 - statistics.median(r["ratio"])) * 100, 2),
+               "ratio_min_max": [round(min(r["ratio"]), 3), round(max(r["ratio"]), 3)],
+               "ops_per_process_cpu_ratio": round(statistics.median(r["cpu_ratio"]), 4),
+               "cpu_ratio_min_max": [round(min(r["cpu_ratio"]), 3), round(max(r["cpu_ratio"]), 3)]}
         if rate:
             row.update(sampler_cpu_fraction=round(statistics.median(r["fraction"]), 4),
                        effective_hz=round(statistics.median(r["hz"]), 1),
@@ -258,12 +266,17 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--seconds", type=float, default=1.0)
     ap.add_argument("--max-stacks", type=int, default=20_000)
+    ap.add_argument("--cases", default="tick,live,memory", help="comma-separated: tick, live, memory")
     args = ap.parse_args()
-    tick_costs(args.reps)
-    live_overhead(args.rounds, args.seconds, busy=1)
-    live_overhead(args.rounds, args.seconds, busy=THREADS)
-    memory_at_cap(args.max_stacks, shared=True)
-    memory_at_cap(args.max_stacks, shared=False)
+    cases = set(args.cases.split(","))
+    if "tick" in cases:
+        tick_costs(args.reps)
+    if "live" in cases:
+        live_overhead(args.rounds, args.seconds, busy=1)
+        live_overhead(args.rounds, args.seconds, busy=THREADS)
+    if "memory" in cases:
+        memory_at_cap(args.max_stacks, shared=True)
+        memory_at_cap(args.max_stacks, shared=False)
 
 
 if __name__ == "__main__":

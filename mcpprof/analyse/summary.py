@@ -239,6 +239,8 @@ def summarize(profile: Profile, *, full_paths: bool = False) -> Summary:
                 row.cpu_ns = st.cpu_ns
             elif name == L.OUTSIDE_REQUESTS:
                 row.cpu_ns = max(0, total_cpu - exact_sum)
+            elif name == L.STARTUP_BUCKET:  # before serving: not part of the serving CPU total
+                row.cpu_ns = _opt_int(profile.metadata.get("startup_cpu_ns"))
             else:
                 row.cpu_ns = None
         if st is not None:
@@ -249,7 +251,7 @@ def summarize(profile: Profile, *, full_paths: bool = False) -> Summary:
         if row.cpu_ns is not None:
             if row.calls:
                 row.cpu_ms_per_call = row.cpu_ns / row.calls / 1e6
-            if total_cpu:
+            if total_cpu and not (exact and name == L.STARTUP_BUCKET):
                 row.cpu_share = row.cpu_ns / total_cpu
         if weight_i is not None and samples:
             row.hottest_function, row.hottest_is_library, row.hottest_share = _hottest(

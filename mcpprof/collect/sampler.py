@@ -82,11 +82,17 @@ def python_threads() -> Dict[int, Tuple[str, Optional[int]]]:
 
 def request_tagger() -> Callable[[int], Optional[LabelSet]]:
     """The default tagger: labels of the MCP request running on a thread (mcpprof.mcp.context)."""
-    from ..mcp.context import tag_for_thread
+    from ..mcp import context
+    from ..model import labels as L
+
+    tag_for_thread = context.tag_for_thread
+    startup: LabelSet = ((L.PHASE, L.STARTUP),)
 
     def tagger(ident: int) -> Optional[LabelSet]:
         tag = tag_for_thread(ident)
-        return tag.labels if tag is not None else None
+        if tag is not None:
+            return tag.labels
+        return None if context.serving else startup
 
     return tagger
 

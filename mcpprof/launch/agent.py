@@ -89,8 +89,12 @@ class Agent:
                                  cpu_ns=tag.cpu_ns)
 
     def _flush_loop(self) -> None:
-        while not self._stop.wait(self.config.flush_s):
+        # Adaptive: never spend more than ~2% of the time writing (a big profile flushes less often).
+        interval = self.config.flush_s
+        while not self._stop.wait(interval):
+            t0 = time.perf_counter()
             self.flush()
+            interval = max(self.config.flush_s, 50 * (time.perf_counter() - t0))
 
     # -- writing ---------------------------------------------------------------------------------
     def build_profile(self, complete: bool, end_reason: str = "") -> Any:

@@ -15,6 +15,9 @@ SESSION_ID = "mcp.session.id"
 THREAD_NAME = "thread.name"
 THREAD_ID = "thread.id"
 PROCESS_PID = "process.pid"
+PHASE = "mcpprof.phase"  # "startup" before the server's first request
+
+STARTUP = "startup"
 
 #: Label keys that name what a request targets, in the order a view should prefer them.
 TARGET_KEYS = (TOOL, PROMPT, RESOURCE_URI)
@@ -25,13 +28,15 @@ UNBOUNDED_KEYS = frozenset({REQUEST_ID, SESSION_ID})
 
 #: Display name of the bucket holding work that ran outside any MCP request.
 OUTSIDE_REQUESTS = "(transport & dispatch)"
+#: Display name of the work done before the first request (imports, server construction).
+STARTUP_BUCKET = "(startup)"
 
 
 def request_name(labels: dict[str, str]) -> str:
     """Human name of the request a label set belongs to: ``tools/call echo``, or the bucket name."""
     method = labels.get(METHOD)
     if not method:
-        return OUTSIDE_REQUESTS
+        return STARTUP_BUCKET if labels.get(PHASE) == STARTUP else OUTSIDE_REQUESTS
     for key in TARGET_KEYS:
         target = labels.get(key)
         if target:

@@ -408,7 +408,7 @@ def test_real_frames_give_the_right_file_and_line():
         assert smp.values[0] == 3
         (frame,) = [f for f in frames if f.function == "wait_here"]
         assert frame.file == __file__ and frame.line == line
-        assert frames[0].function == "Thread._bootstrap"  # root first
+        assert frames[0].function.endswith("_bootstrap")  # root first (Thread._bootstrap on 3.11+)
         assert p.metadata["errors"] == 0
 
 

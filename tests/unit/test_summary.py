@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
+
 from rich.console import Console
 
 from mcpprof.analyse import ops
@@ -158,7 +160,7 @@ def test_a_cpu_column_of_zeros_falls_back_to_wall_time():
 def test_empty_profile():
     s = summarize(ProfileBuilder([SAMPLES, CPU]).build())
     assert s.rows == [] and s.total_cpu_ns == 0
-    assert format_text(s).splitlines()[:2] == ["CPU 0 ms · 0 samples", "  ".join(
+    assert format_text(s).splitlines()[:2] == ["CPU 0 ms (sampled) · 0 samples", "  ".join(
         ["request", "calls", "errors", "p50 ms", "p95 ms", "p99 ms", "max ms", "CPU ms",
          "CPU ms/call", "CPU %", "hottest function"])]
 
@@ -168,7 +170,7 @@ def test_to_dict_is_stable_json():
     json.dumps(d, allow_nan=False)
     assert (d["format"], d["version"]) == ("mcpprof-summary", 1)
     assert set(d["totals"]) == {"cpu_ns", "wall_ns", "duration_ns", "samples", "collector", "rate_hz",
-                                "overhead", "complete", "incomplete_reason", "overflow", "weight"}
+                                "overhead", "complete", "incomplete_reason", "overflow", "weight", "cpu_source"}
     assert list(d["rows"][0]) == [
         "name", "method", "target", "calls", "errors", "p50_ns", "p95_ns", "p99_ns", "max_ns",
         "cpu_ns", "cpu_ms_per_call", "cpu_share", "wall_ns", "samples", "hottest_function",
@@ -180,7 +182,7 @@ def test_format_text_and_table():
     s = summarize(server_profile())
     text = format_text(s)
     lines = text.splitlines()
-    assert lines[0] == "sampler @ 100 Hz · 2 s · CPU 144 ms · 19 samples · overhead 1.5%"
+    assert lines[0] == "sampler @ 100 Hz · 2 s · CPU 144 ms (sampled) · 19 samples · overhead 1.5%"
     assert lines[1].split() == ["request", "calls", "errors", "p50", "ms", "p95", "ms", "p99", "ms",
                                 "max", "ms", "CPU", "ms", "CPU", "ms/call", "CPU", "%", "hottest", "function"]
     assert lines[3].split() == ["tools/call", "cpu_sync", "10", "1", "5.00", "10.0", "10.0", "10.0",
@@ -211,3 +213,26 @@ def test_formatting_helpers():
     assert fmt_ms(-2_500_000) == "-2.50"
     assert [fmt_pct(v) for v in (None, 0, 1, 0.5555, 0.042, 0.0004)] == ["-", "0%", "100%", "56%", "4.2%", "<0.1%"]
     assert RequestRow("x").calls is None and Summary().rows == []
+
+
+def test_exact_request_cpu_beats_samples_and_fills_the_bucket() -> None:
+    """With adapter-measured CPU, rows use it; the bucket is process CPU minus the requests."""
+    from mcpprof.model import CPU, SAMPLES, WALL, Frame, ProfileBuilder
+    from mcpprof.model import labels as L
+    from mcpprof.model.requests import RequestTable
+
+    b = ProfileBuilder([SAMPLES, WALL, CPU], {"request_cpu": "exact", "process_cpu_ns": 100_000_000})
+    b.add([Frame("main", "/srv/server.py", 1), Frame("select", "/usr/lib/python3.11/selectors.py", 2)],
+          [10, 10, 90_000_000], {L.THREAD_NAME: "MainThread"})
+    b.add([Frame("main", "/srv/server.py", 1), Frame("work", "/srv/server.py", 5)], [1, 1, 10_000_000],
+          {L.METHOD: "tools/call", L.TOOL: "work", L.THREAD_NAME: "MainThread"})
+    p = b.build()
+    p.requests = RequestTable()
+    for _ in range(4):
+        p.requests.record("tools/call", "work", 1_000_000, cpu_ns=15_000_000)
+    s = summarize(p)
+    assert s.cpu_source == "exact" and s.total_cpu_ns == 100_000_000
+    work = s.row("tools/call work")
+    assert work.cpu_ns == 60_000_000 and work.cpu_share == pytest.approx(0.6)
+    assert work.cpu_ms_per_call == pytest.approx(15.0)
+    assert s.row(L.OUTSIDE_REQUESTS).cpu_ns == 40_000_000
