@@ -166,7 +166,9 @@ def _hottest(profile: Profile, samples: Sequence[Sample], idx: int,
             if is_user is None:
                 is_user = user_cache[fid] = paths.is_user_frame(profile.frames[fid])
             flags.append(is_user)
-        first_lib = next((k for k, u in enumerate(flags) if not u), len(ids))
+        # the root run of own-code frames (after launcher frames such as runpy's) is the entry point
+        first_user = next((k for k, u in enumerate(flags) if u), len(ids))
+        first_lib = next((k for k in range(first_user, len(ids)) if not flags[k]), len(ids))
         k = next((k for k in range(len(ids) - 1, -1, -1) if flags[k]), -1)
         if k >= 0 and (k == len(ids) - 1 or k > first_lib):
             f = profile.frames[ids[k]]
