@@ -42,6 +42,22 @@ RAW_CACHE_FRAMES = 50_000
 _LABEL_CACHE_MAX = 4096
 _LONG_WAIT_NS = 50_000_000  # longer sleeps wait on an Event, so stop() is prompt at low rates
 
+#: Leaf frames (file name, function) of a thread that is waiting, not running: the CPU a thread used
+#: since its previous sample is not charged to such a stack but carried to its next running one.
+IDLE_LEAVES = frozenset({
+    ("selectors.py", "select"), ("selectors.py", "EpollSelector.select"),
+    ("selectors.py", "PollSelector.select"), ("selectors.py", "KqueueSelector.select"),
+    ("selectors.py", "SelectSelector.select"), ("selectors.py", "DevpollSelector.select"),
+    ("threading.py", "wait"), ("threading.py", "Condition.wait"), ("threading.py", "Event.wait"),
+    ("threading.py", "_wait_for_tstate_lock"), ("threading.py", "Thread._wait_for_tstate_lock"),
+    ("queue.py", "get"), ("queue.py", "Queue.get"), ("socket.py", "accept"), ("socket.py", "socket.accept"),
+})
+
+
+def _is_idle_code(code: Any) -> bool:
+    base = code.co_filename.rsplit("/", 1)[-1]
+    return (base, getattr(code, "co_qualname", code.co_name)) in IDLE_LEAVES or (base, code.co_name) in IDLE_LEAVES
+
 
 class ThreadCpuClocks:
     """``clocks(ident)``: CPU ns of that thread or None. The ``pthread_getcpuclockid`` is looked up
@@ -120,7 +136,8 @@ class Sampler:
                  frames: Callable[[], Dict[int, Any]] = sys._current_frames,
                  threads: Optional[Callable[[], Dict[int, Tuple[str, Optional[int]]]]] = None,
                  max_stacks: int = 20_000, max_depth: int = 256,
-                 max_frames: Optional[int] = None, metadata: Optional[Dict[str, Any]] = None):
+                 max_frames: Optional[int] = None, metadata: Optional[Dict[str, Any]] = None,
+                 timer: str = "thread"):
         if not rate_hz > 0:
             raise ValueError(f"rate_hz must be positive, got {rate_hz!r}")
         self.rate_hz = float(rate_hz)
@@ -129,6 +146,13 @@ class Sampler:
         self.max_depth = max(1, int(max_depth))
         self.max_frames = max(1, int(max_frames if max_frames is not None else 2 * self.max_stacks))
         self.metadata: Dict[str, Any] = dict(metadata or {})
+        if timer not in ("thread", "signal", "auto"):
+            raise ValueError(f"timer must be 'thread', 'signal' or 'auto', got {timer!r}")
+        self.timer = timer
+        self._signal_on = False
+        self._timer_used = "thread"
+        self._prev_handler: Any = None
+        self._idle: Dict[int, Tuple[Any, bool]] = {}  # id(code) -> (code, is an idle leaf)
         self._tagger, self._clock, self._frames_fn = tagger, clock, frames
         self._threads_fn = threads if threads is not None else python_threads
         if cpu_clock is None:
@@ -159,7 +183,64 @@ class Sampler:
     @property
     def is_running(self) -> bool:
         t = self._thread
-        return t is not None and t.is_alive()
+        return self._signal_on or (t is not None and t.is_alive())
+
+    def _signal_usable(self) -> bool:
+        """SIGALRM can drive the sampler: main thread, POSIX, and nobody else uses the timer."""
+        import signal
+
+        if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+            return False
+        try:
+            return signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, None) and \
+                signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+        except Exception:
+            return False
+
+    def _start_signal(self) -> bool:
+        """Sample from a SIGALRM handler on the main thread: the kernel's interval timer interrupts
+        the main thread wherever it is, so (unlike a sampler thread, which only runs when another
+        thread hands it the GIL) its samples are not biased towards the points where the event loop
+        blocks. Syscalls are restarted (``siginterrupt(False)``)."""
+        import signal
+
+        try:
+            self._prev_handler = signal.signal(signal.SIGALRM, self._on_alarm)
+            signal.siginterrupt(signal.SIGALRM, False)
+            period = self.period_ns / 1e9
+            signal.setitimer(signal.ITIMER_REAL, period, period)
+        except Exception as exc:
+            self._note_error(exc)
+            return False
+        self._signal_on = True
+        self._timer_used = "signal"
+        return True
+
+    def _on_alarm(self, signum: int, frame: Any) -> None:
+        t0 = time.thread_time_ns()
+        lock = self._lock
+        if not lock.acquire(False):  # the main thread was interrupted while holding it: skip
+            self._missed += 1
+            return
+        try:
+            self._tick(main_frame=frame)
+        except Exception as exc:
+            self._note_error(exc)
+        finally:
+            lock.release()
+        self._own_cpu_ns += time.thread_time_ns() - t0
+
+    def _stop_signal(self) -> None:
+        import signal
+
+        try:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGALRM, self._prev_handler if self._prev_handler is not None
+                              else signal.SIG_DFL)
+        except Exception as exc:
+            self._note_error(exc)
+        self._signal_on = False
 
     def start(self) -> "Sampler":
         """Start the sampling thread (no-op if running)."""
@@ -174,6 +255,8 @@ class Sampler:
                 self._start_clock, self._start_ns = now, time.time_ns()
             self._last_tick = now
         self._stopping = False
+        if self.timer != "thread" and self._signal_usable() and self._start_signal():
+            return self
         self._wake.clear()
         self._thread = threading.Thread(target=self._run, name="mcpprof-sampler", daemon=True)
         self._thread.start()
@@ -182,6 +265,9 @@ class Sampler:
     def stop(self) -> None:
         """Stop and join the sampling thread. Idempotent; never raises."""
         t, self._stopping = self._thread, True
+        if self._signal_on:
+            self._stop_signal()
+            self._end_clock = self._clock()
         self._wake.set()
         if t is None:
             return
@@ -203,6 +289,7 @@ class Sampler:
         """In a forked child the sampler thread is gone and may have died holding the lock."""
         if self._pid != os.getpid():
             self._pid, self._lock, self._thread, self._own_base = os.getpid(), threading.Lock(), None, None
+            self._signal_on = False  # interval timers are not inherited across fork
             self._tstate.clear()
 
     def reset(self) -> None:
@@ -287,7 +374,7 @@ class Sampler:
         except Exception as exc:
             self._note_error(exc)
 
-    def _tick(self) -> None:
+    def _tick(self, main_frame: Any = None) -> None:
         now = self._clock()
         last = self._last_tick
         wall = self.period_ns if last is None else max(0, now - last)
@@ -299,6 +386,10 @@ class Sampler:
             self._refresh_threads()
         frames = self._frames_fn()
         own = threading.get_ident()
+        if main_frame is not None:  # called from the signal handler: sample the interrupted frame
+            frames[own] = main_frame
+            own = -1
+        idle_codes = self._idle
         cpu_clock, tagger, tstate, names = self._cpu_clock, self._tagger, self._tstate, self._names
         lcache, agg, raw, max_keys = self._labels, self._agg, self._raw, self.max_stacks
         n = overflow = 0
@@ -310,7 +401,7 @@ class Sampler:
                 cur = cpu_clock(ident)
                 st = tstate.get(ident)
                 if st is None:
-                    st = tstate[ident] = [cur, 0, -1, -1]
+                    st = tstate[ident] = [cur, 0, -1, -1, 0]
                     cpu = 0
                 else:
                     prev, st[0] = st[0], cur
@@ -330,6 +421,18 @@ class Sampler:
                     if sid is None:
                         sid = self._resolve(top)
                     st[1], st[2], st[3] = id(top), lasti, sid
+                # CPU since the last sample goes to this stack only if the thread is running here;
+                # a thread found waiting keeps it pending for its next running sample.
+                code = top.f_code
+                idle = idle_codes.get(id(code))
+                if idle is None:
+                    idle = idle_codes[id(code)] = (code, _is_idle_code(code))
+                if idle[1]:
+                    st[4] += cpu
+                    cpu = 0
+                elif st[4]:
+                    cpu += st[4]
+                    st[4] = 0
                 name = names.get(ident)
                 if name is None:
                     name = self._name_of(ident)
@@ -487,6 +590,7 @@ class Sampler:
             duration_ns=duration, **counters,
             overhead={"sampler_cpu_ns": own_cpu, "fraction": own_cpu / duration if duration else 0.0},
             cpu_clock=self._cpu_kind, max_stacks=self.max_stacks, max_depth=self.max_depth,
+            timer=self._timer_used,
             pid=os.getpid(), python=sys.version.split()[0], sys_path=list(sys.path),
             **_environment())
         if last_error:

@@ -66,7 +66,7 @@ class Agent:
             os.makedirs(self.config.out_dir, exist_ok=True)
             context.install_thread_hooks()
             context.request_sinks.append(self._on_request)
-            self.sampler = Sampler(rate_hz=self.config.rate_hz)
+            self.sampler = Sampler(rate_hz=self.config.rate_hz, timer=os.environ.get("MCPPROF_TIMER", "auto"))
             self._switch = sys.getswitchinterval()
             switch = float(os.environ.get("MCPPROF_SWITCH", "0") or 0)
             if switch > 0:

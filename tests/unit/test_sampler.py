@@ -509,3 +509,54 @@ def test_a_forked_child_can_still_snapshot():
     env.sampler._pid = -1  # as if we were the child
     p = env.profile()
     assert p.metadata["samples"] == 1 and env.sampler._pid == os.getpid()
+
+
+# -- CPU found waiting is carried to the next running sample ---------------------------------------
+
+def test_cpu_of_a_thread_found_waiting_goes_to_its_next_running_stack():
+    env = Env()
+    select = Code("select", "/usr/lib/python3.11/selectors.py", qualname="EpollSelector.select")
+    loop = Code("run_forever", "/usr/lib/python3.11/asyncio/base_events.py")
+    tool = Code("fib", "/app/server.py")
+    env.cpu = {1: 0}
+    env.names = {1: ("MainThread", 101)}
+    env.frames = {1: chain(loop, select)}
+    env.tick()                       # first sight
+    env.tick(cpu_ms={1: 4})          # ran 4 ms since, but is waiting now: pending
+    env.tick(cpu_ms={1: 3})          # still waiting: 7 ms pending
+    env.frames = {1: chain(loop, tool)}
+    env.tick(cpu_ms={1: 2})          # running fib: gets its 2 ms and the 7 pending
+    got = by_stack(env.profile())
+    assert got[(("run_forever", "EpollSelector.select"), MAIN)][2] == 0
+    assert got[(("run_forever", "fib"), MAIN)] == (1, 10 * MS, 9 * MS)
+
+
+def test_signal_timer_samples_the_interrupted_main_thread_frame():
+    """timer='signal' arms ITIMER_REAL on the main thread; the handler samples the frame it interrupted."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers need the main thread")
+    s = Sampler(1000.0, timer="signal", tagger=lambda ident: None)
+    s.start()
+    try:
+        assert s.is_running and signal.getitimer(signal.ITIMER_REAL)[1] > 0
+
+        def spin_in_main_thread_for_test():
+            end = time.perf_counter() + 0.3
+            while time.perf_counter() < end:
+                sum(range(200))
+
+        spin_in_main_thread_for_test()
+    finally:
+        s.stop()
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    assert signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, None)
+    p = s.snapshot()
+    assert p.metadata["timer"] == "signal"
+    cpu = p.value_index("cpu")
+    spin = sum(smp.values[cpu] for smp, frames in p.iter_stacks()
+               if any(f.function.endswith("spin_in_main_thread_for_test") for f in frames))
+    total = sum(smp.values[cpu] for smp in p.samples)
+    assert total > 0 and spin / total > 0.5
+    assert not any(f.function == "_on_alarm" for f in p.frames)  # the handler itself is never sampled
