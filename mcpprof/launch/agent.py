@@ -40,11 +40,14 @@ class Agent:
         self.pid = os.getpid()
         self.path = os.path.join(config.out_dir, f"profile-{self.pid}.mcpprof")
         self.requests = RequestTable()
-        self.sampler: Any = None
+        self.sampler: Any = None  # the CPU collector (mcpprof.collect.registry)
+        self.recorders: list = []  # side recorders (mcpprof.launch.recorders.RECORDERS)
+        self.services: list = []   # services (mcpprof.launch.recorders.SERVICES)
         self.active = False
         self.crash: Optional[str] = None
         self.finished = False
         self.flushes = 0
+        self.flush_ns = 0  # time spent writing periodic flushes (part of mcpprof's overhead)
         self._final_written = False
         self.start_ns = time.time_ns()
         self.cpu_start_ns = time.process_time_ns()
@@ -60,18 +63,19 @@ class Agent:
                 return
             self.active = True
         try:
-            from ..collect.sampler import Sampler
+            from ..collect.registry import get_collector
             from ..mcp import context
 
             os.makedirs(self.config.out_dir, exist_ok=True)
             context.install_thread_hooks()
             context.request_sinks.append(self._on_request)
-            self.sampler = Sampler(rate_hz=self.config.rate_hz, timer=os.environ.get("MCPPROF_TIMER", "auto"))
-            self._switch = sys.getswitchinterval()
-            switch = float(os.environ.get("MCPPROF_SWITCH", "0") or 0)
-            if switch > 0:
-                sys.setswitchinterval(switch)
+            spec = get_collector(self.config.mode)
+            options = {"rate_hz": self.config.rate_hz}
+            if spec.name == "sample":
+                options["timer"] = os.environ.get("MCPPROF_TIMER", "auto")
+            self.sampler = spec.factory(**options)
             self.sampler.start()
+            self._start_plugins()
             atexit.register(self.finish, "exit")
             self._install_signal_handlers()
             self._install_excepthook()
@@ -82,6 +86,31 @@ class Agent:
                 _warn(f"profiling pid {self.pid} at {self.config.rate_hz:g} Hz -> {self.path}")
         except Exception as exc:  # never fail the server
             _warn(f"could not start profiling: {exc!r}")
+
+    def _start_plugins(self) -> None:
+        from . import recorders as R
+
+        for registry, names, default, bucket in (
+                (R.RECORDERS, self.config.recorders, R.DEFAULT_RECORDERS, self.recorders),
+                (R.SERVICES, self.config.services, R.DEFAULT_SERVICES, self.services)):
+            for name in filter(None, (n.strip() for n in (default if names is None else names).split(","))):
+                factory = registry.get(name)
+                if factory is None:
+                    _warn(f"unknown recorder or service {name!r} ignored")
+                    continue
+                try:
+                    plugin = factory(self)
+                    plugin.start()
+                    bucket.append(plugin)
+                except Exception as exc:
+                    _warn(f"{name} did not start: {exc!r}")
+
+    def _stop_plugins(self) -> None:
+        for plugin in self.recorders + self.services:
+            try:
+                plugin.stop()
+            except Exception:
+                pass
 
     def _on_request(self, tag: Any, duration_ns: int, error: Optional[str]) -> None:
         with self._lock:
@@ -94,7 +123,9 @@ class Agent:
         while not self._stop.wait(interval):
             t0 = time.perf_counter()
             self.flush()
-            interval = max(self.config.flush_s, 50 * (time.perf_counter() - t0))
+            spent = time.perf_counter() - t0
+            self.flush_ns += int(spent * 1e9)
+            interval = max(self.config.flush_s, 50 * spent)
 
     # -- writing ---------------------------------------------------------------------------------
     def build_profile(self, complete: bool, end_reason: str = "") -> Any:
@@ -105,6 +136,11 @@ class Agent:
             table = RequestTable()
             table.merge(self.requests)
         profile.requests = table
+        for recorder in self.recorders:
+            try:
+                recorder.contribute(profile)
+            except Exception as exc:
+                _warn(f"a recorder failed: {exc!r}")
         md = profile.metadata
         from ..mcp import context
 
@@ -125,6 +161,8 @@ class Agent:
             "complete": complete,
             "end_reason": end_reason or ("running" if not complete else "exit"),
             "flushes": self.flushes,
+            "flush_ns": self.flush_ns,
+            "mode": self.config.mode,
         })
         return profile
 
@@ -155,6 +193,7 @@ class Agent:
             self.sampler.stop()
         except Exception:
             pass
+        self._stop_plugins()
         self.flush(complete=self.crash is None, end_reason=self.crash or end_reason, final=True)
 
     # -- exits -----------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Dict, Mapping
+from typing import Dict, Mapping, Optional
 
 ENV_OUT = "MCPPROF_OUT"              # folder the agent writes profiles into
 ENV_RATE = "MCPPROF_RATE"            # sampling rate in Hz
@@ -15,6 +15,9 @@ ENV_QUIET = "MCPPROF_QUIET"          # "1": no one-line notice on stderr
 ENV_COMMAND = "MCPPROF_COMMAND"      # the server command, for the profile's metadata
 ENV_STUB = "MCPPROF_STUB"            # the stub folder holding the generated sitecustomize
 ENV_ORIG_PYTHONPATH = "MCPPROF_ORIG_PYTHONPATH"
+ENV_MODE = "MCPPROF_MODE"            # CPU collector (a name in mcpprof.collect.registry)
+ENV_RECORDERS = "MCPPROF_RECORDERS"  # side recorders (names in mcpprof.launch.recorders.RECORDERS)
+ENV_SERVICES = "MCPPROF_SERVICES"    # services (names in mcpprof.launch.recorders.SERVICES)
 
 
 @dataclass
@@ -25,12 +28,18 @@ class AgentConfig:
     start: str = "mcp"
     quiet: bool = False
     command: str = ""
+    mode: str = "sample"
+    recorders: Optional[str] = None  # None: recorders.DEFAULT_RECORDERS
+    services: Optional[str] = None   # None: recorders.DEFAULT_SERVICES
     extra: Dict[str, str] = field(default_factory=dict)
 
     def to_env(self) -> Dict[str, str]:
         return {
             ENV_OUT: self.out_dir, ENV_RATE: repr(float(self.rate_hz)), ENV_FLUSH: repr(float(self.flush_s)),
             ENV_START: self.start, ENV_QUIET: "1" if self.quiet else "0", ENV_COMMAND: self.command,
+            ENV_MODE: self.mode,
+            **({ENV_RECORDERS: self.recorders} if self.recorders is not None else {}),
+            **({ENV_SERVICES: self.services} if self.services is not None else {}),
             **self.extra,
         }
 
@@ -45,5 +54,6 @@ class AgentConfig:
         return cls(
             out_dir=env.get(ENV_OUT, ""), rate_hz=num(ENV_RATE, 100.0), flush_s=num(ENV_FLUSH, 1.0),
             start=env.get(ENV_START, "mcp"), quiet=env.get(ENV_QUIET, "0") == "1",
-            command=env.get(ENV_COMMAND, ""),
+            command=env.get(ENV_COMMAND, ""), mode=env.get(ENV_MODE, "sample") or "sample",
+            recorders=env.get(ENV_RECORDERS), services=env.get(ENV_SERVICES),
         )
