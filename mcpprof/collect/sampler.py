@@ -34,6 +34,9 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..model.labels import THREAD_NAME
 from ..model.profile import CPU, SAMPLES, WALL, Frame, LabelSet, Profile, Sample
+from .stackutil import _compact, _environment, line_of
+from .threads import IDLE_LEAVES, ThreadCpuClocks, is_idle_code, python_threads, request_tagger  # noqa: F401
+from .timer import SignalTimerMixin
 
 OVERFLOW_FUNCTION = "[mcpprof: stack table full]"
 TRUNCATED_FUNCTION = "[truncated]"
@@ -42,89 +45,7 @@ RAW_CACHE_FRAMES = 50_000
 _LABEL_CACHE_MAX = 4096
 _LONG_WAIT_NS = 50_000_000  # longer sleeps wait on an Event, so stop() is prompt at low rates
 
-#: Leaf frames (file name, function) of a thread that is waiting, not running: the CPU a thread used
-#: since its previous sample is not charged to such a stack but carried to its next running one.
-IDLE_LEAVES = frozenset({
-    ("selectors.py", "select"), ("selectors.py", "EpollSelector.select"),
-    ("selectors.py", "PollSelector.select"), ("selectors.py", "KqueueSelector.select"),
-    ("selectors.py", "SelectSelector.select"), ("selectors.py", "DevpollSelector.select"),
-    ("threading.py", "wait"), ("threading.py", "Condition.wait"), ("threading.py", "Event.wait"),
-    ("threading.py", "_wait_for_tstate_lock"), ("threading.py", "Thread._wait_for_tstate_lock"),
-    ("queue.py", "get"), ("queue.py", "Queue.get"), ("socket.py", "accept"), ("socket.py", "socket.accept"),
-})
-
-
-def _is_idle_code(code: Any) -> bool:
-    base = code.co_filename.rsplit("/", 1)[-1]
-    return (base, getattr(code, "co_qualname", code.co_name)) in IDLE_LEAVES or (base, code.co_name) in IDLE_LEAVES
-
-
-class ThreadCpuClocks:
-    """``clocks(ident)``: CPU ns of that thread or None. The ``pthread_getcpuclockid`` is looked up
-    once per ident, while the thread is known to be alive; ``forget(ident)`` drops it."""
-
-    def __init__(self) -> None:
-        self._ids: Dict[int, Any] = {}
-        self._getid = getattr(time, "pthread_getcpuclockid", None)
-        self._gettime = getattr(time, "clock_gettime_ns", None)
-        self.available = self._getid is not None and self._gettime is not None
-
-    def __call__(self, ident: int) -> Optional[int]:
-        clk = self._ids.get(ident)
-        if clk is None and self.available:
-            try:
-                clk = self._ids[ident] = self._getid(ident)  # type: ignore[misc]
-            except Exception:
-                clk = self._ids[ident] = False
-        if clk is None or clk is False:
-            return None
-        try:
-            return self._gettime(clk)  # type: ignore[misc]
-        except Exception:  # the thread is gone, or its ident was reused: look it up next time
-            self._ids.pop(ident, None)
-            return None
-
-    def forget(self, ident: int) -> None:
-        self._ids.pop(ident, None)
-
-
-def python_threads() -> Dict[int, Tuple[str, Optional[int]]]:
-    """``{ident: (name, native id)}`` of the threads the ``threading`` module knows."""
-    active = getattr(threading, "_active", None)
-    if isinstance(active, dict):
-        return {ident: (t.name, getattr(t, "native_id", None)) for ident, t in list(active.items())}
-    return {t.ident: (t.name, getattr(t, "native_id", None)) for t in threading.enumerate() if t.ident}
-
-
-def request_tagger() -> Callable[[int], Optional[LabelSet]]:
-    """The default tagger: labels of the MCP request running on a thread (mcpprof.mcp.context)."""
-    from ..mcp import context
-    from ..model import labels as L
-
-    tag_for_thread = context.tag_for_thread
-    startup: LabelSet = ((L.PHASE, L.STARTUP),)
-
-    def tagger(ident: int) -> Optional[LabelSet]:
-        tag = tag_for_thread(ident)
-        if tag is not None:
-            return tag.labels
-        return None if context.serving else startup
-
-    return tagger
-
-
-def line_of(code: Any, lasti: int, frame: Any = None) -> int:
-    """Line of byte offset ``lasti`` in ``code`` (``frame.f_lineno`` for objects without co_lines)."""
-    co_lines = getattr(code, "co_lines", None)
-    if co_lines is None:
-        return getattr(frame, "f_lineno", 0) or 0
-    for start, end, line in co_lines():
-        if start <= lasti < end:
-            return line or 0
-    return getattr(code, "co_firstlineno", 0) or 0
-
-
-class Sampler:
+class Sampler(SignalTimerMixin):
     """Samples every other thread's stack ``rate_hz`` times a second (see the module docstring)."""
 
     sample_types = (SAMPLES, WALL, CPU)
@@ -184,63 +105,6 @@ class Sampler:
     def is_running(self) -> bool:
         t = self._thread
         return self._signal_on or (t is not None and t.is_alive())
-
-    def _signal_usable(self) -> bool:
-        """SIGALRM can drive the sampler: main thread, POSIX, and nobody else uses the timer."""
-        import signal
-
-        if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
-            return False
-        try:
-            return signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, None) and \
-                signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
-        except Exception:
-            return False
-
-    def _start_signal(self) -> bool:
-        """Sample from a SIGALRM handler on the main thread: the kernel's interval timer interrupts
-        the main thread wherever it is, so (unlike a sampler thread, which only runs when another
-        thread hands it the GIL) its samples are not biased towards the points where the event loop
-        blocks. Syscalls are restarted (``siginterrupt(False)``)."""
-        import signal
-
-        try:
-            self._prev_handler = signal.signal(signal.SIGALRM, self._on_alarm)
-            signal.siginterrupt(signal.SIGALRM, False)
-            period = self.period_ns / 1e9
-            signal.setitimer(signal.ITIMER_REAL, period, period)
-        except Exception as exc:
-            self._note_error(exc)
-            return False
-        self._signal_on = True
-        self._timer_used = "signal"
-        return True
-
-    def _on_alarm(self, signum: int, frame: Any) -> None:
-        t0 = time.thread_time_ns()
-        lock = self._lock
-        if not lock.acquire(False):  # the main thread was interrupted while holding it: skip
-            self._missed += 1
-            return
-        try:
-            self._tick(main_frame=frame)
-        except Exception as exc:
-            self._note_error(exc)
-        finally:
-            lock.release()
-        self._own_cpu_ns += time.thread_time_ns() - t0
-
-    def _stop_signal(self) -> None:
-        import signal
-
-        try:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            if threading.current_thread() is threading.main_thread():
-                signal.signal(signal.SIGALRM, self._prev_handler if self._prev_handler is not None
-                              else signal.SIG_DFL)
-        except Exception as exc:
-            self._note_error(exc)
-        self._signal_on = False
 
     def start(self) -> "Sampler":
         """Start the sampling thread (no-op if running)."""
@@ -426,7 +290,7 @@ class Sampler:
                 code = top.f_code
                 idle = idle_codes.get(id(code))
                 if idle is None:
-                    idle = idle_codes[id(code)] = (code, _is_idle_code(code))
+                    idle = idle_codes[id(code)] = (code, is_idle_code(code))
                 if idle[1]:
                     st[4] += cpu
                     cpu = 0
@@ -600,47 +464,3 @@ class Sampler:
                        samples=samples, metadata=meta)
 
 
-_ENV: Dict[str, List[str]] = {}
-
-
-def _environment() -> Dict[str, List[str]]:
-    """Where the standard library and installed packages live (for views that shorten paths)."""
-    if not _ENV:
-        stdlib: List[str] = []
-        site_dirs: List[str] = []
-        try:
-            import sysconfig
-
-            paths = sysconfig.get_paths()
-            stdlib = sorted({p for p in (paths.get("stdlib"), paths.get("platstdlib")) if p})
-        except Exception:
-            pass
-        try:
-            import site
-
-            site_dirs = list(site.getsitepackages()) if hasattr(site, "getsitepackages") else []
-            site_dirs.append(site.getusersitepackages())
-        except Exception:
-            pass
-        _ENV.update(stdlib_dirs=stdlib, site_dirs=[d for d in site_dirs if isinstance(d, str)])
-    return {k: list(v) for k, v in _ENV.items()}
-
-
-def _compact(frames: List[Frame], stacks: List[Tuple[int, ...]], items: list,
-             used: set) -> Tuple[List[Frame], List[Tuple[int, ...]], list]:
-    """Keep only the stacks in ``used`` and the frames they reference, renumbered."""
-    smap: Dict[int, int] = {}
-    fmap: Dict[int, int] = {}
-    new_frames: List[Frame] = []
-    new_stacks: List[Tuple[int, ...]] = []
-    for sid in sorted(used):
-        ids = []
-        for fid in stacks[sid]:
-            new = fmap.get(fid)
-            if new is None:
-                new = fmap[fid] = len(new_frames)
-                new_frames.append(frames[fid])
-            ids.append(new)
-        smap[sid] = len(new_stacks)
-        new_stacks.append(tuple(ids))
-    return new_frames, new_stacks, [((smap[s], lab), v) for (s, lab), v in items]

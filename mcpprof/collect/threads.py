@@ -1,0 +1,80 @@
+"""Threads as the sampler sees them: names, per-thread CPU clocks, which leaf frames mean
+"waiting", and the default tagger (the MCP request running on a thread). Stdlib only."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable, Dict, Optional, Tuple
+
+from ..model.profile import LabelSet
+
+#: Leaf frames (file name, function) of a thread that is waiting, not running: the CPU a thread used
+#: since its previous sample is not charged to such a stack but carried to its next running one.
+IDLE_LEAVES = frozenset({
+    ("selectors.py", "select"), ("selectors.py", "EpollSelector.select"),
+    ("selectors.py", "PollSelector.select"), ("selectors.py", "KqueueSelector.select"),
+    ("selectors.py", "SelectSelector.select"), ("selectors.py", "DevpollSelector.select"),
+    ("threading.py", "wait"), ("threading.py", "Condition.wait"), ("threading.py", "Event.wait"),
+    ("threading.py", "_wait_for_tstate_lock"), ("threading.py", "Thread._wait_for_tstate_lock"),
+    ("queue.py", "get"), ("queue.py", "Queue.get"), ("socket.py", "accept"), ("socket.py", "socket.accept"),
+})
+
+
+def is_idle_code(code: Any) -> bool:
+    base = code.co_filename.rsplit("/", 1)[-1]
+    return (base, getattr(code, "co_qualname", code.co_name)) in IDLE_LEAVES or (base, code.co_name) in IDLE_LEAVES
+
+
+class ThreadCpuClocks:
+    """``clocks(ident)``: CPU ns of that thread or None. The ``pthread_getcpuclockid`` is looked up
+    once per ident, while the thread is known to be alive; ``forget(ident)`` drops it."""
+
+    def __init__(self) -> None:
+        self._ids: Dict[int, Any] = {}
+        self._getid = getattr(time, "pthread_getcpuclockid", None)
+        self._gettime = getattr(time, "clock_gettime_ns", None)
+        self.available = self._getid is not None and self._gettime is not None
+
+    def __call__(self, ident: int) -> Optional[int]:
+        clk = self._ids.get(ident)
+        if clk is None and self.available:
+            try:
+                clk = self._ids[ident] = self._getid(ident)  # type: ignore[misc]
+            except Exception:
+                clk = self._ids[ident] = False
+        if clk is None or clk is False:
+            return None
+        try:
+            return self._gettime(clk)  # type: ignore[misc]
+        except Exception:  # the thread is gone, or its ident was reused: look it up next time
+            self._ids.pop(ident, None)
+            return None
+
+    def forget(self, ident: int) -> None:
+        self._ids.pop(ident, None)
+
+
+def python_threads() -> Dict[int, Tuple[str, Optional[int]]]:
+    """``{ident: (name, native id)}`` of the threads the ``threading`` module knows."""
+    active = getattr(threading, "_active", None)
+    if isinstance(active, dict):
+        return {ident: (t.name, getattr(t, "native_id", None)) for ident, t in list(active.items())}
+    return {t.ident: (t.name, getattr(t, "native_id", None)) for t in threading.enumerate() if t.ident}
+
+
+def request_tagger() -> Callable[[int], Optional[LabelSet]]:
+    """The default tagger: labels of the MCP request running on a thread (mcpprof.mcp.context)."""
+    from ..mcp import context
+    from ..model import labels as L
+
+    tag_for_thread = context.tag_for_thread
+    startup: LabelSet = ((L.PHASE, L.STARTUP),)
+
+    def tagger(ident: int) -> Optional[LabelSet]:
+        tag = tag_for_thread(ident)
+        if tag is not None:
+            return tag.labels
+        return None if context.serving else startup
+
+    return tagger

@@ -1,0 +1,79 @@
+"""The sampler's SIGALRM timer: a kernel interval timer interrupts the main thread wherever it is,
+so samples taken from the signal handler are not biased towards the points where the event loop
+blocks (as a sampler thread's are, since it runs only when another thread hands it the GIL).
+Stdlib only; used only when the main thread starts the sampler and nobody else uses SIGALRM."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+
+class SignalTimerMixin:
+    """Adds ``_signal_usable``, ``_start_signal``, ``_on_alarm`` and ``_stop_signal`` to the Sampler."""
+
+    _signal_on: bool
+    _timer_used: str
+    _prev_handler: Any
+    _lock: Any
+    _missed: int
+    _own_cpu_ns: int
+    period_ns: int
+
+    def _signal_usable(self) -> bool:
+        """SIGALRM can drive the sampler: main thread, POSIX, and nobody else uses the timer."""
+        import signal
+
+        if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+            return False
+        try:
+            return signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, None) and \
+                signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+        except Exception:
+            return False
+
+    def _start_signal(self) -> bool:
+        """Sample from a SIGALRM handler on the main thread: the kernel's interval timer interrupts
+        the main thread wherever it is, so (unlike a sampler thread, which only runs when another
+        thread hands it the GIL) its samples are not biased towards the points where the event loop
+        blocks. Syscalls are restarted (``siginterrupt(False)``)."""
+        import signal
+
+        try:
+            self._prev_handler = signal.signal(signal.SIGALRM, self._on_alarm)
+            signal.siginterrupt(signal.SIGALRM, False)
+            period = self.period_ns / 1e9
+            signal.setitimer(signal.ITIMER_REAL, period, period)
+        except Exception as exc:
+            self._note_error(exc)
+            return False
+        self._signal_on = True
+        self._timer_used = "signal"
+        return True
+
+    def _on_alarm(self, signum: int, frame: Any) -> None:
+        t0 = time.thread_time_ns()
+        lock = self._lock
+        if not lock.acquire(False):  # the main thread was interrupted while holding it: skip
+            self._missed += 1
+            return
+        try:
+            self._tick(main_frame=frame)
+        except Exception as exc:
+            self._note_error(exc)
+        finally:
+            lock.release()
+        self._own_cpu_ns += time.thread_time_ns() - t0
+
+    def _stop_signal(self) -> None:
+        import signal
+
+        try:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGALRM, self._prev_handler if self._prev_handler is not None
+                              else signal.SIG_DFL)
+        except Exception as exc:
+            self._note_error(exc)
+        self._signal_on = False
