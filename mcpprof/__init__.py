@@ -6,6 +6,7 @@ belong to them. Heavier parts load on first use.
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
@@ -13,14 +14,27 @@ from ._version import __version__
 if TYPE_CHECKING:  # pragma: no cover
     from .model import Profile
 
-__all__ = ["__version__", "Profile", "load", "save", "export", "instrument", "uninstall"]
+__all__ = ["__version__", "Profile", "load", "save", "export", "instrument", "uninstall", "profile_pid",
+           "memory_snapshot", "fragmentation", "profile", "load_ipython_extension"]
 
 
 def load(path: Any) -> "Profile":
     """Load a ``.mcpprof`` profile file."""
     from .model.io import load as _load
 
-    return _load(path)
+    return _notebook_display(_load(path))
+
+
+def _notebook_display(result: Any) -> Any:
+    """In IPython, make mcpprof's objects show themselves (flame graph, tables); returns ``result``."""
+    if "IPython" in sys.modules:
+        try:
+            from .notebook import register_display
+
+            register_display()
+        except Exception:
+            pass
+    return result
 
 
 def save(profile: "Profile", path: Any) -> None:
@@ -49,6 +63,75 @@ def uninstall(server: Any) -> None:
     from .mcp.install import uninstall as _uninstall
 
     _uninstall(server)
+
+
+def profile_pid(pid: int, seconds: float = 10.0, mode: str = "auto", **options: Any) -> "Profile":
+    """Profile the running process ``pid`` for ``seconds``: through its mcpprof agent if it runs
+    one (``mode`` ``auto``/``sample``/``exact``/``pyinstrument``), else with py-spy from outside."""
+    from .launch.attach import profile_pid as _profile_pid
+
+    return _notebook_display(_profile_pid(pid, seconds, mode, **options))
+
+
+def memory_snapshot(target: Any = None, *, backend: str = "", seconds: float = 10.0, nframe: int = 1,
+                    **job: Any) -> "Profile":
+    """Live memory per allocation stack (and MCP tool) as a profile with ``inuse_space/bytes`` and
+    ``inuse_objects/count``; process memory and fragmentation in ``extras["process_memory"]``.
+
+    ``target``: None for this process (tracemalloc must be tracing), a pid (memray attach for
+    ``seconds``), or a server command (list or string) launched, driven and snapshotted
+    (options of :class:`mcpprof.jobs.memory.MemoryJob` as keywords)."""
+    from .jobs import memory as _memory
+
+    if target is None:
+        return _notebook_display(_memory.memory_snapshot_here(nframe))
+    if isinstance(target, int):
+        job = _memory.MemoryJob(pid=target, backend=backend or "memray", seconds=seconds, **job)
+    else:
+        import shlex
+
+        command = shlex.split(target) if isinstance(target, str) else list(target)
+        job = _memory.MemoryJob(command=command, backend=backend or "tracemalloc", seconds=seconds,
+                                nframe=nframe, **job)
+    job.out_dir = job.out_dir or _memory.temp_out_dir()
+    job.force = True
+    return _notebook_display(_memory.run_memory_job(job).profile)
+
+
+def fragmentation(pid: Any = None, trim: bool = False) -> Any:
+    """Process memory and fragmentation figures, each with its definition (``.to_dict()``).
+
+    For this process (``pid`` None): RSS/USS/PSS, traced bytes, gc counts, pymalloc arenas, glibc
+    heap, and ``fragmentation`` = memory the allocators hold that no live object uses; ``trim``
+    calls ``malloc_trim(0)`` first. For another pid: the ``/proc`` figures only."""
+    import os
+
+    from .memory.fragmentation import MemoryReport, measure
+    from .memory.procmem import process_memory
+
+    if pid is None or int(pid) == os.getpid():
+        return measure(trim=trim)
+    report = MemoryReport(figures=dict(process_memory(int(pid))), pid=int(pid))
+    report.unavailable["allocators"] = ("pymalloc/glibc figures are read inside the process: use "
+                                        "`mcpprof memory -- <server command>`")
+    return report
+
+
+def profile(rate_hz: float = 1000.0, **options: Any) -> Any:
+    """Profile in-process work: ``with mcpprof.profile() as p:`` or ``@mcpprof.profile()``; the result
+    is ``p.profile``. Options: ``server`` (an MCP server object to tag per tool), ``memory``
+    (also trace allocations), ``nframe``, ``title`` (see :func:`mcpprof.inprocess.profile`)."""
+    from .inprocess import profile as _profile
+
+    return _profile(rate_hz, **options)
+
+
+def load_ipython_extension(shell: Any) -> None:
+    """``%load_ext mcpprof``: the magics ``%%mcpprof``, ``%%mcpprof_memory``, ``%mcpprof_attach``
+    and the rich display of profiles (needs IPython: ``pip install 'mcpprof[notebook]'``)."""
+    from .notebook import load_ipython_extension as _load_ext
+
+    _load_ext(shell)
 
 
 def __getattr__(name: str) -> Any:

@@ -50,6 +50,8 @@ class RequestRow:
     hottest_function: Optional[str] = None
     hottest_is_library: bool = False
     hottest_share: Optional[float] = None
+    loop_blocked_ns: Optional[int] = None  # event loop blocked by sync tools run inline (mcp 1.x FastMCP, fastmcp 2)
+    loop_blocked_max_ns: Optional[int] = None  # the longest single block
 
 
 @dataclass
@@ -69,6 +71,7 @@ class Summary:
     incomplete_reason: str = ""
     overflow: int = 0
     weight: str = "cpu/nanoseconds"
+    sync_on_loop: List[str] = field(default_factory=list)  # frameworks running sync tools on the event loop
 
     def row(self, name: str) -> RequestRow:
         for r in self.rows:
@@ -95,7 +98,10 @@ class Summary:
                        "cpu_share": float | null (of total CPU, 0..1; rows sum to 1),
                        "hottest_function": str | null ("func (short/path.py:line)"),
                        "hottest_is_library": bool,
-                       "hottest_share": float | null (of the row's CPU, 0..1)}, ...]}
+                       "hottest_share": float | null (of the row's CPU, 0..1),
+                       "loop_blocked_ns", "loop_blocked_max_ns": int | null (a sync tool run
+                                      inline blocked the event loop this long, in all / at most)},
+                      ...]}
 
         Integers are nanoseconds; rows come heaviest first, the outside-requests bucket included.
         """
@@ -263,6 +269,13 @@ def summarize(profile: Profile, *, full_paths: bool = False) -> Summary:
                              -(r.calls or 0), r.name))
 
     md = profile.metadata
+    blocked = md.get("loop_blocked") if isinstance(md.get("loop_blocked"), dict) else {}
+    for r in rows:
+        b = blocked.get(r.name)
+        if isinstance(b, dict):
+            r.loop_blocked_ns, r.loop_blocked_max_ns = _opt_int(b.get("total_ns")), _opt_int(b.get("max_ns"))
+    sync_on_loop = [f"{f.get('package', '')} {f.get('version', '')}".strip() for f in md.get("frameworks") or ()
+                    if isinstance(f, dict) and f.get("sync_tools") == "event loop"]
     overhead = md.get("overhead")
     if isinstance(overhead, dict):
         overhead = overhead.get("fraction")
@@ -277,6 +290,7 @@ def summarize(profile: Profile, *, full_paths: bool = False) -> Summary:
                                cpu_share=max(0, total_cpu - exact_sum) / total_cpu))
         rows.sort(key=lambda r: (-(r.cpu_ns or 0), r.name))
     return Summary(
+        sync_on_loop=sync_on_loop,
         cpu_source="exact" if exact else "sampled",
         rows=rows,
         total_cpu_ns=total_cpu,
@@ -376,6 +390,11 @@ def _warnings(summary: Summary) -> List[str]:
         out.append("incomplete profile" + (f": {summary.incomplete_reason}" if summary.incomplete_reason else ""))
     if summary.overflow:
         out.append(f"{summary.overflow:,} samples over the stack-table limit (kept, without their stacks)")
+    for r in summary.rows:
+        if r.loop_blocked_ns:
+            where = f" ({', '.join(summary.sync_on_loop)} runs sync tools on the event loop)" if summary.sync_on_loop else ""
+            out.append(f"{r.name} blocked the event loop for {fmt_ms(r.loop_blocked_ns)} ms in all, "
+                       f"{fmt_ms(r.loop_blocked_max_ns)} ms at most: no other request ran meanwhile{where}")
     if summary.weight and summary.weight != str(CPU):
         out.append(f"no CPU time recorded: the hottest function is by {summary.weight}")
     return out

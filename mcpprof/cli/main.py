@@ -6,6 +6,7 @@ corrupt file, unknown tool, dead pid, bad options, a server that cannot start); 
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import List, Optional
 
@@ -16,23 +17,51 @@ from ..errors import USER_ERRORS
 from . import console
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+#: Every verb: name -> "module:command object". Modules load only when their verb runs (or for
+#: --help), so `mcpprof run` and `mcpprof attach` start fast.
+COMMANDS = {
+    "profile": "profile:profile_cmd",
+    "run": "run:run_cmd",
+    "summary": "summary:summary_cmd",
+    "export": "export:export_cmd",
+    "report": "report:report_cmd",
+    "attach": "attach:attach_cmd",
+    "ls": "ls:ls_cmd",
+    "dump": "dump:dump_cmd",
+    "merge": "merge:merge_cmd",
+    "wrap": "wrap:wrap_cmd",
+    "leaks": "leaks:leaks_cmd",
+    "memory": "memory:memory_cmd",
+    "bench": "bench:bench_cmd",
+    "compare": "compare:compare_cmd",
+    "baseline": "baseline:baseline_cmd",
+    "diff": "diff:diff_cmd",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> List[str]:
+        return sorted(set(COMMANDS) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> Optional[click.Command]:
+        if cmd_name in self.commands:
+            return self.commands[cmd_name]
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        module = importlib.import_module(f"{__package__}.{module_name}")
+        command = getattr(module, attr)
+        self.commands[cmd_name] = command
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="mcpprof")
 def cli() -> None:
     """Profile MCP servers written in Python: per-tool CPU, flame graphs, exports."""
-
-
-def _register() -> None:
-    from .export import export_cmd
-    from .profile import profile_cmd
-    from .run import run_cmd
-    from .summary import summary_cmd
-
-    for command in (profile_cmd, run_cmd, summary_cmd, export_cmd):
-        cli.add_command(command)
-
-
-_register()
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -25,10 +25,13 @@ from .progress import drive_progress
 @click.option("--max-calls", type=click.IntRange(1), default=None, help="Stop after this many calls.")
 @click.option("--force", is_flag=True, help="Overwrite files in an existing --out folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the per-tool summary as JSON on stdout.")
+@click.option("--mode", type=click.Choice(["sample", "exact", "pyinstrument", "pyspy"]), default="sample",
+              show_default=True, help="CPU collector: sample (in the server, low overhead), exact (yappi, every "
+                                      "call), pyinstrument (event-loop thread only), pyspy (from outside).")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def profile_cmd(out_dir: Optional[str], seconds: float, tools: Tuple[str, ...], args_file: Optional[str],
                 rate: float, concurrency: int, max_calls: Optional[int], force: bool, as_json: bool,
-                command: Tuple[str, ...]) -> None:
+                mode: str, command: Tuple[str, ...]) -> None:
     """Profile an MCP server per tool: launch COMMAND (after --) under the profiler, drive its
     tools over stdio, and write report files. With no COMMAND, profiles the bundled example server.
 
@@ -38,12 +41,13 @@ def profile_cmd(out_dir: Optional[str], seconds: float, tools: Tuple[str, ...], 
       mcpprof profile --seconds 30 --tool search -- python my_server.py
     """
     job = ProfileJob(command=list(command) or None, out_dir=out_dir or "", seconds=seconds, tools=list(tools),
-                     args_file=args_file, rate_hz=rate, concurrency=concurrency, max_calls=max_calls, force=force)
+                     args_file=args_file, rate_hz=rate, concurrency=concurrency, max_calls=max_calls, force=force,
+                     mode=mode)
     target = "the bundled example server" if job.is_example else " ".join(command)
 
     def started(pid: int, calls: list) -> None:
         console.info(f"mcpprof: profiling {target} (pid {pid}) for {seconds:g} s: {len(calls)} kinds of call, "
-                     f"{concurrency} in flight, sampling at {rate:g} Hz")
+                     f"{concurrency} in flight, {mode} mode at {rate:g} Hz")
 
     with drive_progress(seconds) as progress:
         result = run_profile_job(job, progress=progress, started=started)

@@ -20,8 +20,11 @@ from . import console
 @click.option("--flush", type=click.FloatRange(0, 3600), default=1.0, show_default=True,
               help="Seconds between periodic writes of the profile (0: only at exit).")
 @click.option("--quiet", is_flag=True, help="No notice on stderr when profiling starts.")
+@click.option("--mode", type=click.Choice(["sample", "exact", "pyinstrument"]), default="sample", show_default=True,
+              help="CPU collector in the server: sample (low overhead), exact (yappi: every call, slow), "
+                   "pyinstrument (event-loop thread only).")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, required=True)
-def run_cmd(out_dir: str, rate: float, flush: float, quiet: bool, command: Tuple[str, ...]) -> None:
+def run_cmd(out_dir: str, rate: float, flush: float, quiet: bool, mode: str, command: Tuple[str, ...]) -> None:
     """Run COMMAND (an unmodified MCP server) with the profiler injected.
 
     stdin and stdout stay the server's; the profile is written into --out every second and
@@ -34,5 +37,5 @@ def run_cmd(out_dir: str, rate: float, flush: float, quiet: bool, command: Tuple
         console.info(f"[yellow]warning:[/] {blocker}")
     out = os.path.abspath(out_dir or default_out_dir())
     os.makedirs(out, exist_ok=True)
-    config = AgentConfig(out_dir=out, rate_hz=rate, flush_s=flush, quiet=quiet, command=" ".join(cmd))
+    config = AgentConfig(out_dir=out, rate_hz=rate, flush_s=flush, quiet=quiet, command=" ".join(cmd), mode=mode)
     exec_server(cmd, config)

@@ -99,6 +99,9 @@ class Sampler(SignalTimerMixin):
         self._last_tick: Optional[int] = None
         self._own_base: Optional[int] = None  # the running sampler thread's CPU at window start
         self._new_window(None)
+        #: Optional ``hook(ident, stack id, labels, wall ns, cpu ns)`` called for every sample taken,
+        #: under the sampler's lock (mcpprof.collect.slowest keeps the slowest requests' samples).
+        self.sample_hook: Optional[Callable[[int, int, LabelSet, int, int], None]] = None
 
     # -- control -------------------------------------------------------------------------------
     @property
@@ -257,6 +260,7 @@ class Sampler(SignalTimerMixin):
         cpu_clock, tagger, tstate, names = self._cpu_clock, self._tagger, self._tstate, self._names
         lcache, agg, raw, max_keys = self._labels, self._agg, self._raw, self.max_stacks
         n = overflow = 0
+        hook = self.sample_hook
         for ident, top in frames.items():
             if ident == own:
                 continue
@@ -322,6 +326,8 @@ class Sampler(SignalTimerMixin):
                 acc[0] += 1
                 acc[1] += wall
                 acc[2] += cpu
+                if hook is not None:
+                    hook(ident, sid, labels, wall, cpu)
             except Exception as exc:
                 self._note_error(exc)
         self._samples += n
@@ -428,6 +434,11 @@ class Sampler(SignalTimerMixin):
             pass
 
     # -- results -------------------------------------------------------------------------------
+    def frames_of(self, stack_id: int) -> List[Frame]:
+        """Root-first frames of one of this sampler's stack ids (valid until the next reset())."""
+        frames = self._frames
+        return [frames[i] for i in self._stacks[stack_id]]
+
     def snapshot(self) -> Profile:
         """A consistent copy of the aggregate as a :class:`Profile` (callable from any thread)."""
         self._check_fork()

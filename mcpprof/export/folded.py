@@ -2,10 +2,14 @@
 
 Written in the subset every consumer reads the same way (flamegraph.pl, inferno, speedscope,
 gprof2dot ``-f collapse``; see research/formats-and-viewers.md §1.1): UTF-8, ``\\n`` line ends,
-root first, frames joined by ``;``, exactly one space, a positive integer count, lines sorted, no
-comments. None of those consumers can escape anything, so frame names are sanitised: ``;`` becomes
-``:``, tabs and line breaks become spaces, names are trimmed and an empty name is ``[unknown]``; a
-``#`` opening a line becomes the look-alike ``＃`` (inferno reads ``# `` lines as comments).
+root first, frames joined by ``;``, exactly one space, a positive integer count, no comments.
+Lines are sorted frame by frame (root first, each frame's name compared as a string), the order
+inferno checks with ``--no-sort``; it differs from plain line order only where one frame's name
+starts with a sibling's (``f (a.py:1)`` sorts before ``f (a.py:10)``).
+
+None of those consumers can escape anything, so frame names are sanitised: ``;`` becomes ``:``,
+tabs and line breaks become spaces, names are trimmed, an empty name is ``[unknown]``, and a
+leading ``#`` becomes the look-alike ``＃`` (inferno skips lines starting with ``# `` as comments).
 
 Frames read ``function (short/file.py:line)`` as py-spy writes them (gprof2dot recognises the form).
 Optional leading frames: the request name (``tools/call echo``, ``(transport & dispatch)``) with
@@ -22,60 +26,68 @@ from typing import Dict, List, Optional
 
 from ..model import Profile
 from ..model import labels as L
-from .tree import UNKNOWN_NAME, FrameNames, TypeArg, resolve_type, thread_name
+from .tree import UNKNOWN_NAME, FrameNames, TypeArg, paused_gc, resolve_type, thread_name
 
-# Characters Python's str.splitlines() (and so most readers) treat as line breaks, plus tab.
-_BREAKS = "\t\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
+# Line breaks for Python's str.splitlines() (and so most readers), tab, and every other control
+# character (the exporter uses \x01 internally).
+_BREAKS = "".join(map(chr, range(32))) + "\x7f\x85\u2028\u2029"
 _SANITISE = str.maketrans({**{c: " " for c in _BREAKS}, ";": ":"})
+_SEP = "\x01"  # frames are joined with it, sorted, then it becomes ";"
 
 
 def sanitise(name: str) -> str:
-    """A frame name safe in a folded line: no ``;``, tabs or line breaks, trimmed, never empty."""
+    """A frame name safe in a folded line: no ``;``, tabs, line breaks or other control characters,
+    trimmed, never empty, not starting with ``#``."""
     name = name.translate(_SANITISE).strip()
-    return name or UNKNOWN_NAME
+    if not name:
+        return UNKNOWN_NAME
+    return "\uff03" + name[1:] if name[0] == "#" else name
 
 
 def render(profile: Profile, value_type: TypeArg = None, thread_frames: bool = False,
            request_frames: bool = False, full_paths: bool = False) -> bytes:
     """Folded stacks of one value column (default: :meth:`Profile.default_type`)."""
     idx = profile.sample_types.index(resolve_type(profile, value_type))
+    with paused_gc():
+        return _render(profile, idx, thread_frames, request_frames, full_paths)
+
+
+def _render(profile: Profile, idx: int, thread_frames: bool, request_frames: bool, full_paths: bool) -> bytes:
+    # Frames are joined with \x01, which sorts below every character a name can hold: sorting the
+    # joined lines as plain strings then sorts them frame by frame. \x01 becomes ";" at the end.
     names = FrameNames(profile, full_paths)
-    frame_text: Dict[int, str] = {}
-    stack_text: Dict[int, str] = {}
-    prefix_of: Dict[tuple, str] = {}
-    counts: Dict[str, int] = {}
-    for sample in profile.samples:
-        value = sample.values[idx]
-        if not value:
-            continue
-        text = stack_text.get(sample.stack)
-        if text is None:
-            parts: List[str] = []
-            for fid in profile.stacks[sample.stack]:
-                ft = frame_text.get(fid)
-                if ft is None:
-                    ft = frame_text[fid] = sanitise(names(fid))
-                parts.append(ft)
-            text = stack_text[sample.stack] = ";".join(parts)
-        if request_frames or thread_frames:
-            prefix = prefix_of.get(sample.labels)
-            if prefix is None:
-                prefix = prefix_of[sample.labels] = _prefix(dict(sample.labels), request_frames, thread_frames)
-            text = prefix + ";" + text if text else prefix
-        if not text:
-            text = UNKNOWN_NAME
-        elif text[0] == "#":  # inferno skips lines starting with '# ' as comments
-            text = "\uff03" + text[1:]
-        counts[text] = counts.get(text, 0) + value
-    lines = [f"{stack} {count}\n" for stack, count in sorted(counts.items()) if count > 0]
-    return "".join(lines).encode("utf-8", "replace")
+    stacks = profile.stacks
+    rows = [s for s in profile.samples if s.values[idx]]
+    frame_text = [sanitise(names(fid)) for fid in range(len(profile.frames))].__getitem__
+    stack_text = {sid: _SEP.join(map(frame_text, stacks[sid])) or UNKNOWN_NAME
+                  for sid in {s.stack for s in rows}}
+    if request_frames or thread_frames:
+        prefix: Dict[tuple, str] = {}
+        for s in rows:
+            if s.labels not in prefix:
+                prefix[s.labels] = _SEP.join(_prefix(dict(s.labels), request_frames, thread_frames))
+        lines = [prefix[s.labels] + (_SEP + stack_text[s.stack] if stacks[s.stack] else "") for s in rows]
+    else:
+        lines = [stack_text[s.stack] for s in rows]
+    values = [s.values[idx] for s in rows]
+    counts: Dict[str, int] = dict(zip(lines, values))
+    if len(counts) != len(lines):  # a stack on several rows (other labels): one line, summed
+        counts = {}
+        for line, value in zip(lines, values):
+            counts[line] = counts.get(line, 0) + value
+    order = sorted([line for line, v in counts.items() if v > 0])
+    pieces: List[str] = [""] * (2 * len(order))  # line, " count\n", ...: joined once
+    pieces[0::2] = order
+    pieces[1::2] = [f" {counts[line]}\n" for line in order]
+    # "replace": lone surrogates from undecodable file names
+    return "".join(pieces).replace(_SEP, ";").encode("utf-8", "replace")
 
 
-def _prefix(labels: Dict[str, str], request_frames: bool, thread_frames: bool) -> str:
+def _prefix(labels: Dict[str, str], request_frames: bool, thread_frames: bool) -> List[str]:
     parts: List[str] = []
     if request_frames:
         parts.append(sanitise(L.request_name(labels)))
     if thread_frames:
         name: Optional[str] = thread_name(labels)
         parts.append(sanitise(f"thread: {name}" if name else "thread: [unknown]"))
-    return ";".join(parts)
+    return parts

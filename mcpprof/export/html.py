@@ -84,7 +84,8 @@ _FRAGMENT = """<div class="mcpprof-flamegraph">
 <div class="fg-bar">
 <label class="fg-type-label" hidden>Value <select class="fg-type"></select></label>
 <button type="button" class="fg-reset" disabled>Reset zoom</button>
-<input type="search" class="fg-search" placeholder="Search (regular expression)" aria-label="Search frames (regular expression)" spellcheck="false">
+<input type="search" class="fg-search" placeholder="Search (regular expression)"
+ aria-label="Search frames (regular expression)" spellcheck="false">
 <label><input type="checkbox" class="fg-icase"> ignore case</label>
 <span class="fg-matched" aria-live="polite"></span>
 <button type="button" class="fg-flip">Icicle</button>

@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 from ..errors import UsageError
 from ..model import Profile
-from . import folded, html, speedscope
+from . import folded, html, pprof, speedscope, trace
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,12 @@ EXPORTERS: Dict[str, Exporter] = {
         Exporter("html", ".html", False,
                  "self-contained interactive flame graph page (no network)",
                  html.render, (".htm",)),
+        Exporter("pprof", ".pb.gz", True,
+                 "gzipped pprof profile.proto (go tool pprof, speedscope, Pyroscope/Grafana)",
+                 pprof.render, (".pprof",)),
+        Exporter("trace", ".trace.json", False,
+                 "Chrome trace / Perfetto JSON of request spans, one lane per concurrent request",
+                 trace.render),
     )
 }
 

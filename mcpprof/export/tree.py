@@ -6,18 +6,22 @@ name (``tools/call echo``, ``(transport & dispatch)``), then the stack frames, e
 carries one value per selected sample type, and children smaller than ``min_fraction`` of the total
 (in every type) are merged into one ``[pruned]`` child per parent, so totals stay exact.
 
-Building is ``O(nodes kept × log samples)``: the distinct (request, stack) paths are sorted once,
-with prefix sums per value type, so a node's value is a difference of two prefix sums and its
-children are found by bisection; pruned subtrees are never walked.
+Building costs one string per distinct stack, one sort, and ``O(log n)`` per node kept: each stack
+is written as frame numbers (``"12,3,40,"``) chosen so that plain string order is frame-name order,
+the strings are sorted once per request with prefix sums per value type, and then a node's stacks
+are one contiguous run (found by bisection) and its value a difference of two prefix sums; pruned
+subtrees are never walked. Exporters pause the cyclic GC while they build (:func:`paused_gc`).
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
+import gc
+from bisect import bisect_left
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import accumulate
-from operator import itemgetter
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from operator import attrgetter, itemgetter
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from ..analyse.paths import PathView
 from ..errors import UsageError
@@ -40,7 +44,8 @@ _TYPE_LABELS = {
     "alloc_space": "Allocated bytes", "alloc_objects": "Allocated objects",
     "inuse_space": "In-use bytes", "inuse_objects": "In-use objects",
 }
-_COUNT_NOUNS = {"samples": "samples", "calls": "calls", "alloc_objects": "objects", "inuse_objects": "objects"}
+_COUNT_NOUNS = {"samples": "samples", "calls": "calls", "alloc_objects": "objects",
+                "inuse_objects": "objects"}
 
 TypeArg = Union[ValueType, str, None]
 
@@ -73,6 +78,20 @@ def default_title(profile: Profile) -> str:
     """A title that never embeds command lines or paths."""
     collector = str(profile.metadata.get("collector") or "").strip()
     return f"mcpprof {collector} profile" if collector else "mcpprof profile"
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while an exporter allocates its many small tuples and
+    strings: each collection would re-scan the whole profile (halves export time on big profiles).
+    Nothing an exporter builds is cyclic; the collector is re-enabled as it was found."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def thread_name(labels: Dict[str, str]) -> Optional[str]:
@@ -176,33 +195,20 @@ def build_call_tree(profile: Profile, value_types: Optional[Sequence[TypeArg]] =
     Negative values (the base half of a diff profile) are netted per (request, stack) and what
     stays negative is left out: a box cannot have a negative width.
     """
+    with paused_gc():
+        return _build(profile, value_types, request_level, full_paths, min_fraction)
+
+
+def _build(profile: Profile, value_types: Optional[Sequence[TypeArg]], request_level: bool,
+           full_paths: bool, min_fraction: float) -> CallTree:
     types = [resolve_type(profile, t) for t in value_types] if value_types else list(profile.sample_types)
     idxs = [profile.sample_types.index(t) for t in types]
     ntypes = len(idxs)
     frame_names = FrameNames(profile, full_paths)
 
-    # 1. Aggregate values by (request name, stack).
-    agg: Dict[Tuple[str, int], List[int]] = {}
-    req_of: Dict[Any, str] = {}
-    pick = itemgetter(*idxs) if ntypes > 1 else (lambda vals: (vals[idxs[0]],))
-    for s in profile.samples:
-        v = pick(s.values)
-        if not any(v):
-            continue
-        req = ""
-        if request_level:
-            req = req_of.get(s.labels)  # type: ignore[assignment]
-            if req is None:
-                req = req_of[s.labels] = L.request_name(dict(s.labels))
-        key = (req, s.stack)
-        acc = agg.get(key)
-        if acc is None:
-            agg[key] = list(v)
-        else:
-            for k in range(ntypes):
-                acc[k] += v[k]
-
-    # 2. Intern names: (text, kind) -> id; then rank ids by text so sorted paths are alphabetical.
+    # 1. Names: (text, kind) -> id, ranked by text; frames get numbers whose *string* order is that
+    #    rank (0, 1, 10, 11, ..., 2, ...), so a stack written as "n1,n2,...," sorts, as a plain
+    #    string, by frame names root first, with every subtree's stacks in one contiguous run.
     name_ids: Dict[Tuple[str, int], int] = {}
     names: List[str] = []
     kinds: List[int] = []
@@ -216,87 +222,95 @@ def build_call_tree(profile: Profile, value_types: Optional[Sequence[TypeArg]] =
             kinds.append(kind)
         return nid
 
-    root_id = intern(ROOT_NAME, KIND_ROOT)
-    used_frames: set = set()
-    stacks = profile.stacks
-    for sid in {sid for _req, sid in agg}:
-        used_frames.update(stacks[sid])
-    frame_id_of: Dict[int, int] = {}
-    for fid in sorted(used_frames):
-        frame = profile.frames[fid]
-        kind = KIND_USER if frame_names.paths.is_user_frame(frame) else KIND_LIBRARY
-        frame_id_of[fid] = intern(frame_names(fid), kind)
-    req_id_of = {req: intern(req, KIND_REQUEST) for req in sorted({r for r, _ in agg})} if request_level else {}
-    order = sorted(range(len(names)), key=lambda i: (names[i], kinds[i]))
-    rank = [0] * len(names)
-    for pos, nid in enumerate(order):
-        rank[nid] = pos
-    names = [names[i] for i in order]
-    kinds = [kinds[i] for i in order]
-    frame_rank = [-1] * len(profile.frames)
-    for fid, nid in frame_id_of.items():
-        frame_rank[fid] = rank[nid]
-    rank_of = frame_rank.__getitem__
+    is_user = frame_names.paths.is_user_frame
+    frame_name = [intern(frame_names(fid), KIND_USER if is_user(f) else KIND_LIBRARY)
+                  for fid, f in enumerate(profile.frames)]
+    samples = profile.samples
+    request_of: List[int] = []  # name id per distinct label set
+    if request_level:  # the request level is one more "frame" at the root of every stack
+        label_ids: Dict[Any, int] = {}
+        label_id = [label_ids.setdefault(s.labels, len(label_ids)) for s in samples]  # one hash each
+        request_of = [intern(L.request_name(dict(labels)), KIND_REQUEST) for labels in label_ids]
+    by_text = sorted(range(len(names)), key=lambda i: (names[i], kinds[i]))
+    numbers = sorted(range(len(names)), key=str)
+    name_of_number = [0] * len(names)
+    digits_of_name = [""] * len(names)
+    for nid, number in zip(by_text, numbers):
+        name_of_number[number] = nid
+        digits_of_name[nid] = str(number) + ","
+    digits = [digits_of_name[nid] for nid in frame_name].__getitem__
 
-    # 3. Sorted paths of name ranks, prefix sums per type.
-    stack_path: Dict[int, Tuple[int, ...]] = {}
-    entries: List[Tuple[Tuple[int, ...], List[int]]] = []
-    for (req, sid), v in agg.items():
-        if min(v) < 0:
-            v = [x if x > 0 else 0 for x in v]
-            if not any(v):
-                continue
-        path = stack_path.get(sid)
-        if path is None:
-            path = stack_path[sid] = tuple(map(rank_of, stacks[sid]))
-        if request_level:
-            path = (rank[req_id_of[req]],) + path
-        entries.append((path, v))
-    entries.sort(key=itemgetter(0))
-    paths = [e[0] for e in entries]
-    prefix = [list(accumulate([e[1][k] for e in entries], initial=0)) for k in range(ntypes)]
-    n = len(entries)
-    totals = [p[n] for p in prefix]
+    # 2. Values by (request and) stack text ("n0,n1,n2,"), summed; sorted texts; prefix sums.
+    pick = itemgetter(*idxs) if ntypes > 1 else (lambda vals: (vals[idxs[0]],))
+    stacks = profile.stacks
+    stack_text = {sid: "".join(map(digits, stacks[sid])) for sid in {s.stack for s in samples}}
+    if request_level:
+        request_text = [digits_of_name[nid] for nid in request_of]
+        texts = [request_text[lid] + stack_text[s.stack] for lid, s in zip(label_id, samples)]
+    else:
+        texts = [stack_text[s.stack] for s in samples]
+    vals = list(map(pick, map(attrgetter("values"), samples)))
+    agg: Dict[str, Sequence[int]] = dict(zip(texts, vals))
+    if len(agg) != len(texts):  # a stack on several rows (other labels), or stacks alike: sum
+        summed: Dict[str, List[int]] = {}
+        for text, v in zip(texts, vals):
+            acc = summed.get(text)
+            if acc is None:
+                summed[text] = list(v)
+            else:
+                for k in range(ntypes):
+                    acc[k] += v[k]
+        agg = summed
+    if agg and min(map(min, agg.values())) <= 0:  # zeros, or the base half of a diff
+        agg = {t: [max(x, 0) for x in v] for t, v in agg.items() if max(v) > 0}
+    keys = sorted(agg)
+    columns = [list(col) for col in zip(*map(agg.__getitem__, keys))] or [[] for _ in idxs]
+    prefix = [list(accumulate(col, initial=0)) for col in columns]
+    totals = [p[-1] for p in prefix]
     thresholds = [min_fraction * t for t in totals]
 
-    # 4. Walk the sorted paths: each node owns a contiguous range [lo, hi) sharing its prefix.
-    node_name = [rank[root_id]]
+    # 3. Walk the sorted texts: a node owns a contiguous run [lo, hi) of texts that start with its
+    #    prefix; its value is a difference of prefix sums; a child's run ends where
+    #    "prefix + number + '-'" would sort ('-' sorts right after ',' and before every digit).
+    node_name = [intern(ROOT_NAME, KIND_ROOT)]
     node_parent = [-1]
     node_values = [[t] for t in totals]
     pruned_values = [0] * ntypes
     pruned_subtrees = 0
-    pruned_rank: Optional[int] = None
-    work = [(0, n, 0, 0)]
+    pruned_id = -1
+    work = [(0, len(keys), 0, 0)]
     while work:
-        lo, hi, d, parent = work.pop()
+        lo, hi, plen, parent = work.pop()
+        if lo == hi:
+            continue
         i = lo
-        while i < hi and len(paths[i]) == d:  # paths ending here (self value) sort first
+        while i < hi and len(keys[i]) == plen:  # stacks ending here (self value) sort first
             i += 1
+        head = keys[lo][:plen]
         child_work = []
         pruned = [0] * ntypes
         npruned = 0
-        getter = itemgetter(d)
         while i < hi:
-            j = bisect_right(paths, paths[i][d], i, hi, key=getter)
+            key = keys[i]
+            end = key.index(",", plen)
+            number = key[plen:end]
+            j = bisect_left(keys, head + number + "-", i, hi)
             sums = [p[j] - p[i] for p in prefix]
             if _keep(sums, thresholds):
-                child = len(node_name)
-                node_name.append(paths[i][d])
+                child_work.append((i, j, end + 1, len(node_name)))
+                node_name.append(name_of_number[int(number)])
                 node_parent.append(parent)
                 for k in range(ntypes):
                     node_values[k].append(sums[k])
-                child_work.append((i, j, d + 1, child))
             else:
                 npruned += 1
                 for k in range(ntypes):
                     pruned[k] += sums[k]
             i = j
         if npruned:
-            if pruned_rank is None:
-                pruned_rank = len(names)
-                names.append(PRUNED_NAME)
-                kinds.append(KIND_PRUNED)
-            node_name.append(pruned_rank)
+            if pruned_id < 0:
+                pruned_id = intern(PRUNED_NAME, KIND_PRUNED)
+            node_name.append(pruned_id)
             node_parent.append(parent)
             for k in range(ntypes):
                 node_values[k].append(pruned[k])
@@ -304,14 +318,11 @@ def build_call_tree(profile: Profile, value_types: Optional[Sequence[TypeArg]] =
             pruned_subtrees += npruned
         work.extend(reversed(child_work))
 
-    # 5. Keep only the names some node uses (pruned frames would bloat an embedded tree).
-    used = sorted(set(node_name))
+    # 4. Keep only the names some node uses, in text order (then [pruned]).
+    used = sorted(set(node_name), key=lambda i: (kinds[i] == KIND_PRUNED, names[i], kinds[i]))
     new_id = {old: new for new, old in enumerate(used)}
-    names = [names[i] for i in used]
-    kinds = [kinds[i] for i in used]
-    node_name = [new_id[i] for i in node_name]
-
-    return CallTree(types=types, names=names, name_kinds=kinds, node_name=node_name,
-                    node_parent=node_parent, node_values=node_values, totals=totals,
-                    pruned_values=pruned_values, pruned_subtrees=pruned_subtrees,
-                    min_fraction=min_fraction, request_level=request_level)
+    return CallTree(types=types, names=[names[i] for i in used], name_kinds=[kinds[i] for i in used],
+                    node_name=[new_id[i] for i in node_name], node_parent=node_parent,
+                    node_values=node_values, totals=totals, pruned_values=pruned_values,
+                    pruned_subtrees=pruned_subtrees, min_fraction=min_fraction,
+                    request_level=request_level)

@@ -38,6 +38,7 @@ class ProfileJob:
     concurrency: int = 16
     max_calls: Optional[int] = None
     force: bool = False
+    mode: str = "sample"  # CPU collector: sample | exact | pyinstrument (in the server) | pyspy (outside)
 
     @property
     def is_example(self) -> bool:
@@ -79,15 +80,41 @@ def run_profile_job(job: ProfileJob, progress: Optional[Callable[..., None]] = N
     out = prepare_out_dir(job.out_dir or _default_out_dir(), job.force)
     raw = out / "raw"
     raw.mkdir(exist_ok=True)
+    from ..collect.registry import get_collector
+
+    spec = get_collector(job.mode)
+    reason = spec.check()
+    if reason:
+        raise UsageError(reason)
+    # py-spy samples from outside; the agent then only tags requests and measures latency
     config = AgentConfig(out_dir=str(raw), rate_hz=job.rate_hz, flush_s=1.0, quiet=True,
-                         command=" ".join(command))
+                         command=" ".join(command), mode="sample" if spec.runs_in == "outside" else job.mode)
     env = agent_env(config)
     log_path = out / "server.stderr.log"
+    outside: Any = None
+    if spec.runs_in == "outside":
+        user_started = started
+
+        def started(pid: int, calls: List[str]) -> None:  # noqa: F811 - also start the outside collector
+            nonlocal outside
+            outside = spec.factory(rate_hz=job.rate_hz, pid=pid).start()
+            if user_started is not None:
+                user_started(pid, calls)
+
     with open(log_path, "wb") as log:
-        drive_result, exit_code, invalid = asyncio.run(
-            _drive(job, command, env, log, args_by_tool, progress, started))
+        try:
+            drive_result, exit_code, invalid = asyncio.run(
+                _drive(job, command, env, log, args_by_tool, progress, started))
+        finally:
+            if outside is not None:
+                outside.stop()
 
     profile = _collect(raw, log_path)
+    if outside is not None:  # the CPU samples are py-spy's; latency and metadata the agent's
+        sampled = outside.snapshot()
+        sampled.requests = profile.requests
+        sampled.metadata = {**profile.metadata, **sampled.metadata}
+        profile = sampled
     profile.metadata["workload"] = {
         "seconds": job.seconds, "concurrency": job.concurrency, "transport": "stdio",
         "server_exit_code": exit_code,
@@ -96,6 +123,9 @@ def run_profile_job(job: ProfileJob, progress: Optional[Callable[..., None]] = N
     bench_path = out / "bench.json"
     bench_path.write_text(json.dumps(_drive_json(drive_result), indent=2))
     files["bench.json"] = str(bench_path)
+    from ..report import load_inputs, write_report  # the one page a person reads, built from the files
+
+    files["report.html"] = write_report(load_inputs(out), out / "report.html")
     return ProfileJobResult(profile, str(out), files, drive_result, exit_code, invalid)
 
 

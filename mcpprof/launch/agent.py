@@ -19,6 +19,7 @@ import time
 from typing import Any, Optional
 
 from ..model.requests import RequestTable
+from ..model.spans import EXTRA_KEY as SPANS_KEY, SpanRing
 from .config import AgentConfig
 
 _agent: Optional["Agent"] = None
@@ -40,6 +41,7 @@ class Agent:
         self.pid = os.getpid()
         self.path = os.path.join(config.out_dir, f"profile-{self.pid}.mcpprof")
         self.requests = RequestTable()
+        self.spans = SpanRing()  # the last 50 000 requests' start and duration (trace export)
         self.sampler: Any = None  # the CPU collector (mcpprof.collect.registry)
         self.recorders: list = []  # side recorders (mcpprof.launch.recorders.RECORDERS)
         self.services: list = []   # services (mcpprof.launch.recorders.SERVICES)
@@ -116,6 +118,8 @@ class Agent:
         with self._lock:
             self.requests.record(tag.method, tag.target, duration_ns, error, tag.request_id, tag.start_ns,
                                  cpu_ns=tag.cpu_ns)
+            self.spans.add(tag.start_ns, duration_ns, tag.method, tag.target, tag.target_key, tag.request_id,
+                           tag.session_id, error, tag.cpu_ns)
 
     def _flush_loop(self) -> None:
         # Adaptive: never spend more than ~2% of the time writing (a big profile flushes less often).
@@ -135,7 +139,9 @@ class Agent:
         with self._lock:
             table = RequestTable()
             table.merge(self.requests)
+            spans = self.spans.to_extra()
         profile.requests = table
+        profile.extras[SPANS_KEY] = spans
         for recorder in self.recorders:
             try:
                 recorder.contribute(profile)
@@ -155,7 +161,7 @@ class Agent:
             "pid": self.pid,
             "ppid": os.getppid(),
             "executable": sys.executable,
-            "frameworks": install.patched_frameworks(),
+            **install.profile_metadata(),  # "frameworks" (kinds, versions), "loop_blocked"
             "packages": _package_versions(),
             "agent_start_ns": self.start_ns,
             "complete": complete,

@@ -17,9 +17,27 @@ from typing import Any, Callable, Dict
 
 Factory = Callable[[Any], Any]
 
-RECORDERS: Dict[str, Factory] = {}
-SERVICES: Dict[str, Factory] = {}
+
+def _lazy(module: str) -> Factory:
+    """A factory that imports ``mcpprof.<module>`` only when the agent builds the plug-in."""
+    def build(agent: Any) -> Any:
+        import importlib
+
+        return importlib.import_module(f"mcpprof.{module}").factory(agent)
+    return build
+
+
+RECORDERS: Dict[str, Factory] = {
+    "gc_pauses": _lazy("memory.gcpauses"),              # profile.extras["gc_pauses"]
+    "memory_timeline": _lazy("memory.timeline"),        # profile.extras["memory_timeline"]
+    "slowest": _lazy("collect.slowest"),                # profile.extras["slowest"]: slowest requests' samples
+    "asyncwait": _lazy("collect.asyncwait"),            # profile.extras["asyncwait"]: where requests wait
+}
+SERVICES: Dict[str, Factory] = {
+    "memctl": _lazy("memory.control"),                  # memory commands from mcpprof leaks/memory
+    "control": _lazy("launch.channel"),                 # control socket: mcpprof attach / ls / dump
+}
 
 #: What the agent runs when the configuration does not say.
-DEFAULT_RECORDERS = ""
-DEFAULT_SERVICES = ""
+DEFAULT_RECORDERS = "gc_pauses,memory_timeline,slowest"
+DEFAULT_SERVICES = "control"

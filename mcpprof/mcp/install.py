@@ -2,7 +2,9 @@
 import hook for the launcher's agent, which patches the SDK when the server first imports it.
 
 Adapters (one module each) expose ``KIND``, ``instrument(server) -> bool``, ``uninstall(server)``,
-``is_instrumented(server)`` and ``patch_module(module) -> bool``. Stdlib only.
+``is_instrumented(server)``, ``patch_module(module)`` (truthy when it patched: the kind, or True
+for ``KIND``) and ``unpatch_all()``. mcp 1.x and 2.x ship the same module names, so the installed
+distribution's major version picks the adapter. Stdlib only.
 """
 
 from __future__ import annotations
@@ -12,14 +14,23 @@ import importlib.abc
 import importlib.util
 import sys
 import threading
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import context
 
-#: module whose import triggers the patch -> adapter module name (relative to mcpprof.mcp)
-HOOKED_MODULES: Dict[str, str] = {
-    "mcp.server.lowlevel.server": "sdk2",
+#: module whose import triggers a patch -> (distribution, {major version: adapter module name,
+#: relative to mcpprof.mcp}); the highest major not above the installed one wins. The first entry
+#: is the SDK's server module; the others only time sync tools run inline on the event loop.
+HOOKED_MODULES: Dict[str, Tuple[str, Dict[int, str]]] = {
+    "mcp.server.lowlevel.server": ("mcp", {1: "sdk1", 2: "sdk2"}),
+    "mcp.server.fastmcp.server": ("mcp", {1: "sdk1"}),
+    "fastmcp": ("fastmcp", {2: "fastmcp"}),
 }
+SERVER_MODULE = "mcp.server.lowlevel.server"
+#: what each kind's sync tools run on (loop: they block the event loop while they run)
+SYNC_TOOLS = {"mcp2": "worker thread", "mcp1": "the handler's choice", "mcp1-fastmcp": "event loop",
+              "fastmcp2": "event loop", "fastmcp3": "worker thread", "fastmcp4": "worker thread"}
+_KIND_PACKAGE = {"mcp": "mcp", "fastmcp": "fastmcp"}
 
 _lock = threading.RLock()
 _on_patch: List[Callable[[str, str], None]] = []  # called with (module name, adapter kind)
@@ -30,8 +41,33 @@ def _adapter(name: str) -> Any:
     return importlib.import_module(f"{__package__}.{name}")
 
 
+#: the order ``instrument(server)`` asks adapters in (fastmcp first: its servers carry a native
+#: ``middleware`` list the SDK adapters must not mistake for the SDK's)
+ADAPTERS = ("fastmcp", "sdk2", "sdk1")
+
+
 def _adapters() -> List[Any]:
-    return [_adapter(name) for name in dict.fromkeys(HOOKED_MODULES.values())]
+    return [_adapter(name) for name in ADAPTERS]
+
+
+def _major(distribution: str) -> Optional[int]:
+    try:
+        from importlib.metadata import version
+
+        return int(version(distribution).split(".")[0])
+    except Exception:
+        return None
+
+
+def adapter_for(module_name: str, module: Any = None) -> Optional[str]:
+    """The adapter for a hooked module, by the installed distribution's major version (for the SDK
+    without metadata: mcp 1.x's ``Server`` has ``_handle_request``, 2.x's does not)."""
+    distribution, majors = HOOKED_MODULES[module_name]
+    major = _major(distribution)
+    if major is None and module is not None and module_name == SERVER_MODULE:
+        major = 1 if hasattr(getattr(module, "Server", None), "_handle_request") else 2
+    fitting = [m for m in majors if major is not None and m <= major]
+    return majors[max(fitting)] if fitting else None
 
 
 def instrument(server: Any) -> Any:
@@ -41,6 +77,12 @@ def instrument(server: Any) -> Any:
     """
     for adapter in _adapters():
         if adapter.instrument(server):
+            if adapter.KIND in SYNC_TOOLS:  # the fastmcp adapter notes the SDK kind it delegated to
+                note_framework(adapter.KIND)
+            for name in list(HOOKED_MODULES)[1:]:  # sync-tool timing of the framework, if loaded
+                module = sys.modules.get(name)
+                if module is not None:
+                    _patch(name, module)
             return server
     raise TypeError(f"mcpprof cannot instrument {type(server).__name__}: not a supported MCP server object")
 
@@ -54,7 +96,8 @@ def uninstall(server: Any) -> None:
 
 def framework_of(server: Any) -> Optional[str]:
     for adapter in _adapters():
-        if adapter.middleware_list(server) is not None:
+        recognizes = getattr(adapter, "recognizes", None)
+        if recognizes(server) if recognizes else adapter.middleware_list(server) is not None:
             return adapter.KIND
     return None
 
@@ -63,15 +106,50 @@ def patched_frameworks() -> List[str]:
     return list(_patched_kinds)
 
 
+def frameworks() -> List[Dict[str, str]]:
+    """What the server runs on, for ``metadata["frameworks"]``: one entry per kind patched
+    (``kind``, ``package``, ``version``, ``sync_tools``: what runs a plain ``def`` tool)."""
+    from importlib.metadata import version
+
+    out = []
+    for kind in list(_patched_kinds):
+        package = _KIND_PACKAGE.get(kind.split("-")[0].rstrip("0123456789"), kind)
+        entry = {"kind": kind, "package": package, "sync_tools": SYNC_TOOLS.get(kind, "")}
+        try:
+            entry["version"] = version(package)
+        except Exception:
+            entry["version"] = ""
+        out.append(entry)
+    return out
+
+
+def profile_metadata() -> Dict[str, Any]:
+    """The frameworks and the event-loop time sync tools blocked, for the agent's profile metadata."""
+    from . import inline
+
+    return {"frameworks": frameworks(), "loop_blocked": inline.snapshot()}
+
+
+def note_framework(kind: str) -> None:
+    """Record that the server runs on ``kind`` (adapters call it when they see the framework used)."""
+    if kind and kind not in _patched_kinds:
+        _patched_kinds.append(kind)
+
+
 def _patch(module_name: str, module: Any) -> None:
     with _lock:
         try:
-            adapter = _adapter(HOOKED_MODULES[module_name])
-            if adapter.patch_module(module):
-                _patched_kinds.append(adapter.KIND)
+            name = adapter_for(module_name, module)
+            if name is None:
+                return
+            adapter = _adapter(name)
+            patched = adapter.patch_module(module)
+            if patched:
+                kind = patched if isinstance(patched, str) else adapter.KIND
+                note_framework(kind)
                 for callback in list(_on_patch):
                     try:
-                        callback(module_name, adapter.KIND)
+                        callback(module_name, kind)
                     except Exception:
                         pass
         except Exception:

@@ -79,8 +79,9 @@ def folded_errors(text: str) -> List[str]:
         if line.startswith("#"):
             errs.append(f"line {n} starts with '#' (inferno skips it as a comment)")
     stacks = [line.rsplit(" ", 1)[0] for line in lines]
-    if stacks != sorted(stacks):
-        errs.append("lines are not sorted")
+    frames = [stack.split(";") for stack in stacks]
+    if frames != sorted(frames):  # frame by frame, as inferno --no-sort checks
+        errs.append("lines are not sorted frame by frame")
     if len(set(stacks)) != len(stacks):
         errs.append("a stack appears on two lines")
     return errs

@@ -38,6 +38,10 @@ STATE = """(() => {
 })()"""
 
 
+ROOT_TOP = ("Array.from(document.querySelectorAll('.fg-box')).find(b => b.textContent === 'all')"
+            ".getBoundingClientRect().top - document.querySelector('.fg-chart').getBoundingClientRect().top")
+
+
 def check_page(node_driver, tmp_path: Path, page: Path, steps: List[Dict[str, Any]], **size) -> Dict[str, Any]:
     steps_file = tmp_path / f"{page.stem}.steps.json"
     steps_file.write_text(json.dumps(steps))
@@ -64,8 +68,12 @@ def matched_text(profile: Profile, pattern: str, value_type: str = "cpu") -> str
         total += s.values[idx]
         if any(rx.search(n) for n in names):
             hit += s.values[idx]
-    f = 100 * hit / total
-    return "Matched: " + (f"{f:.3f}" if 0 < f < 0.1 else f"{f:.2f}" if f < 10 else f"{f:.1f}") + "%"
+    return "Matched: " + js_pct(100 * hit / total)
+
+
+def js_pct(f: float) -> str:
+    """A percentage as the page's script writes it."""
+    return (f"{f:.3f}" if 0 < f < 0.1 else f"{f:.2f}" if f < 10 else f"{f:.1f}") + "%"
 
 
 def test_flame_graph_in_chromium(workload, node_driver, tmp_path):
@@ -93,6 +101,9 @@ def test_flame_graph_in_chromium(workload, node_driver, tmp_path):
         {"op": "select", "selector": ".fg-type", "value": "2"},
         {"op": "eval", "js": STATE},                                             # 18
         {"op": "screenshot", "path": str(shots["wall"]), "full_page": True},
+        {"op": "eval", "js": ROOT_TOP},                                          # 20
+        {"op": "eval", "js": "document.querySelector('.fg-flip').click()"},
+        {"op": "eval", "js": ROOT_TOP},                                          # 22
     ]
     result = check_page(node_driver, tmp_path, page, steps)
     r = result["results"]
@@ -130,6 +141,8 @@ def test_flame_graph_in_chromium(workload, node_driver, tmp_path):
 
     wall = r[18]
     assert f"Total Wall: {workload.total('wall') / 1e6:,.0f} ms" in wall["note"] and wall["matched"] == ""
+    flame, icicle = r[20], r[22]
+    assert flame == max_depth(workload) * 18 and icicle == 0  # root at the bottom, then at the top
     for shot in shots.values():
         assert shot.stat().st_size > 5_000
 
@@ -176,7 +189,10 @@ def test_big_profile_draws_only_visible_boxes(node_driver, tmp_path):
         b.add(stack, [1 + i % 5, 1_000_000 * (1 + i % 5)],
               {L.METHOD: "tools/call", L.TOOL: f"tool{i % 4}"})
     page = tmp_path / "big.html"
-    page.write_bytes(html.render(b.build()))
+    profile = b.build()
+    page.write_bytes(html.render(profile))
+    data = html.island(profile)
+    share = 100 * data["types"][data["default"]]["pruned"] / profile.total("cpu")
     steps = [
         {"op": "eval", "js": "[document.querySelectorAll('.fg-box').length, JSON.parse(document.querySelector('.fg-data').textContent).name.length]"},
         {"op": "eval", "js": "document.querySelector('.fg-note').textContent"},
@@ -186,5 +202,7 @@ def test_big_profile_draws_only_visible_boxes(node_driver, tmp_path):
     result = check_page(node_driver, tmp_path, page, steps)
     drawn, nodes = result["results"][0]
     assert 0 < drawn <= nodes
-    assert "merged into [pruned] boxes" in result["results"][1]
+    assert result["results"][1].startswith(
+        f"{data['pruned_subtrees']:,} subtrees under 0.05% of the total merged into [pruned] boxes, "
+        f"which hold {js_pct(share)} of CPU."), result["results"][1]
     assert result["results"][3].startswith("Matched: ")

@@ -26,7 +26,7 @@ async function loadOne(browser, tmpDir, file, a) {
   await page.setViewport({width: 1280, height: 720})
   const rec = await watch(page)
   const t0 = Date.now()
-  await page.goto(url, {waitUntil: 'load'})
+  await page.goto(url, {waitUntil: 'load', timeout: +a.timeout || 30000})
   let outcome = 'timeout', title = ''
   while (Date.now() - t0 < (+a.timeout || 30000)) {
     title = await page.title()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Mapping, Sequence, Tuple, Union
+from typing import Callable, Iterable, Mapping, Sequence, Tuple, Union
 
 import pytest
 
@@ -85,10 +85,6 @@ def profile_from_sections(sections: Iterable[Section], types: Sequence[ValueType
 @pytest.fixture
 def sections_profile() -> Callable[..., Profile]:
     return profile_from_sections
-
-
-def frames_of(profile: Profile) -> Dict[str, int]:
-    return {f.function: i for i, f in enumerate(profile.frames)}
 
 
 # -- the exporters' fixture: a small MCP server, three value columns ------------------------------

@@ -45,7 +45,21 @@ def test_format_is_the_safe_subset(mcp_profile):
         stack, count = line.rsplit(" ", 1)
         assert count.isdigit() and int(count) > 0
         assert stack == stack.strip() and all(f == f.strip() and f for f in stack.split(";"))
-    assert lines[:-1] == sorted(lines[:-1])
+    frames = [line.rsplit(" ", 1)[0].split(";") for line in lines[:-1]]
+    assert frames == sorted(frames)
+
+
+def test_lines_sorted_frame_by_frame():
+    # plain string order would put "f (a.py:10)" first (';' > '0') and "a b" before "a;x";
+    # inferno --no-sort (and any frame-merging reader) wants the frames compared one by one
+    b = ProfileBuilder([SAMPLES])
+    b.add([Frame("f", "a.py", 10)], [1])
+    b.add([Frame("f", "a.py", 1), Frame("g", "a.py", 2)], [2])
+    b.add([Frame("a b")], [3])
+    b.add([Frame("a"), Frame("x")], [4])
+    b.add([Frame("a")], [5])
+    assert folded.render(b.build()).decode() == (
+        "a 5\na;x 4\na b 3\nf (a.py:1);g (a.py:2) 2\nf (a.py:10) 1\n")
 
 
 def test_zero_lines_dropped_and_same_line_summed(mcp_profile):

@@ -154,3 +154,14 @@ def test_hostile_names_are_plain_json_strings(mcp_profile):
     assert {"name": evil, "file": "x.py", "line": 1} in doc["shared"]["frames"]
     assert f"Samples \u2014 tools/call {evil}" in [p["name"] for p in doc["profiles"]]
     assert speedscope_semantic_errors(doc) == []
+
+
+def test_sample_without_frames_is_unknown():
+    b = ProfileBuilder([SAMPLES])
+    b.add([], [2])
+    b.add([Frame("[unknown]")], [1])
+    b.add([Frame("main")], [3])
+    doc = doc_of(b.build())
+    assert doc["shared"]["frames"] == [{"name": "[unknown]"}, {"name": "main"}]
+    assert doc["profiles"][0]["samples"] == [[0], [1]] and doc["profiles"][0]["weights"] == [3, 3]
+    assert speedscope_semantic_errors(doc) == []

@@ -174,7 +174,7 @@ def test_to_dict_is_stable_json():
     assert list(d["rows"][0]) == [
         "name", "method", "target", "calls", "errors", "p50_ns", "p95_ns", "p99_ns", "max_ns",
         "cpu_ns", "cpu_ms_per_call", "cpu_share", "wall_ns", "samples", "hottest_function",
-        "hottest_is_library", "hottest_share"]
+        "hottest_is_library", "hottest_share", "loop_blocked_ns", "loop_blocked_max_ns"]
     assert d["rows"][0]["p50_ns"] == 5 * MS and isinstance(d["rows"][0]["cpu_ns"], int)
 
 
@@ -236,3 +236,17 @@ def test_exact_request_cpu_beats_samples_and_fills_the_bucket() -> None:
     assert work.cpu_ns == 60_000_000 and work.cpu_share == pytest.approx(0.6)
     assert work.cpu_ms_per_call == pytest.approx(15.0)
     assert s.row(L.OUTSIDE_REQUESTS).cpu_ns == 40_000_000
+
+
+def test_sync_tools_on_the_event_loop_are_reported():
+    p = server_profile()
+    p.metadata["frameworks"] = [{"kind": "fastmcp2", "package": "fastmcp", "version": "2.14.7",
+                                 "sync_tools": "event loop"}]
+    p.metadata["loop_blocked"] = {"tools/call cpu_sync": {"count": 3, "total_ns": 12 * MS, "max_ns": 5 * MS}}
+    s = summarize(p)
+    row = s.row("tools/call cpu_sync")
+    assert (row.loop_blocked_ns, row.loop_blocked_max_ns) == (12 * MS, 5 * MS)
+    assert s.sync_on_loop == ["fastmcp 2.14.7"]
+    assert ("! tools/call cpu_sync blocked the event loop for 12.0 ms in all, 5.00 ms at most: no other "
+            "request ran meanwhile (fastmcp 2.14.7 runs sync tools on the event loop)") in format_text(s)
+    assert all(r.loop_blocked_ns is None for r in s.rows if r is not row)

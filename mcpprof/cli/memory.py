@@ -1,0 +1,102 @@
+"""``mcpprof memory``: live memory per allocation site and tool, plus process memory and
+fragmentation, for a launched server (``-- COMMAND``) or a running one (``PID``, memray attach)."""
+
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import click
+
+from . import console
+
+
+@click.command("memory", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("--backend", type=click.Choice(["tracemalloc", "memray"]), default=None,
+              help="tracemalloc (stdlib, default for a launched server) or memray (the memray extra; "
+                   "the only one for a PID).")
+@click.option("--seconds", type=click.FloatRange(0.1, 86_400), default=10.0, show_default=True,
+              help="How long to drive the workload (or stay attached).")
+@click.option("--warmup", "warmup_calls", type=click.IntRange(0), default=200, show_default=True,
+              help="Calls before the backend starts (imports and caches settle first).")
+@click.option("--frames", type=click.IntRange(1, 100), default=1, show_default=True,
+              help="tracemalloc traceback depth (cost grows with it; deeper attributes more to tools).")
+@click.option("--tool", "tools", multiple=True, metavar="NAME", help="A tool to call (repeatable).")
+@click.option("--args", "args_file", type=click.Path(dir_okay=False), default=None,
+              help="JSON file mapping tool name to its arguments object.")
+@click.option("--concurrency", type=click.IntRange(1, 1024), default=16, show_default=True, help="Calls in flight.")
+@click.option("--native", is_flag=True, help="memray: record native (C) frames too.")
+@click.option("--trim", is_flag=True, help="Call malloc_trim(0) in the server before the final reading.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Output folder. Default: mcpprof-out/memory-<time>.")
+@click.option("--force", is_flag=True, help="Overwrite files in an existing --out folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print the tables and figures as JSON on stdout.")
+@click.argument("target", nargs=-1, type=click.UNPROCESSED)
+def memory_cmd(backend: Optional[str], seconds: float, warmup_calls: int, frames: int, tools: Tuple[str, ...],
+               args_file: Optional[str], concurrency: int, native: bool, trim: bool, out_dir: Optional[str],
+               force: bool, as_json: bool, target: Tuple[str, ...]) -> None:
+    """Memory per allocation site and MCP tool, and the process's memory and fragmentation.
+
+    TARGET is a PID (memray attach) or, after --, a server command to launch. With nothing, the
+    bundled example server.
+
+    \b
+    Examples:
+      mcpprof memory -- python my_server.py
+      mcpprof memory --backend memray --seconds 20 -- python my_server.py
+      mcpprof memory --backend memray 12345
+    """
+    from ..errors import UsageError
+    from ..jobs.memory import MemoryJob, run_memory_job
+
+    pid = None
+    command = list(target)
+    if len(command) == 1 and command[0].isdigit():
+        pid, command = int(command[0]), []
+    elif len(command) == 1 and command[0].lstrip("-").isdigit():
+        raise UsageError(f"{command[0]} is not a valid pid")
+    job = MemoryJob(command=command or None, pid=pid, backend=backend or ("memray" if pid else "tracemalloc"),
+                    seconds=seconds, warmup_calls=warmup_calls, nframe=frames, tools=list(tools),
+                    args_file=args_file, concurrency=concurrency, native=native, trim=trim,
+                    out_dir=out_dir or "", force=force)
+    result = run_memory_job(job, progress=lambda msg: console.info(f"mcpprof: {msg}"))
+    _show(result, as_json)
+    console.info(f"wrote {result.out_dir}/: " + ", ".join(sorted(result.files)))
+
+
+def _show(result: object, as_json: bool) -> None:
+    from ..jobs.memory import top_sites
+
+    profile = result.profile  # type: ignore[attr-defined]
+    report = result.report  # type: ignore[attr-defined]
+    by_bytes, by_count = top_sites(profile, "bytes"), top_sites(profile, "count")
+    if as_json:
+        from .output import print_json
+
+        print_json({"top_by_bytes": by_bytes, "top_by_count": by_count, "process_memory": report,
+                    "metadata": profile.metadata})
+        return
+    from rich.table import Table
+
+    for title, rows in (("live memory by allocation site (bytes)", by_bytes),
+                        ("live memory by allocation site (objects)", by_count)):
+        table = Table(title=title, title_justify="left")
+        for col in ("site", "tool", "bytes", "objects"):
+            table.add_column(col, justify="right" if col in ("bytes", "objects") else "left")
+        for row in rows:
+            table.add_row(row["site"], row["tool"] or "-", f"{row['bytes']:,}", f"{row['objects']:,}")
+        console.console.print(table)
+    figures = report.get("figures", {})
+    definitions = report.get("definitions", {})
+    table = Table(title=f"process memory (pid {report.get('pid')})", title_justify="left")
+    for col in ("figure", "value", "definition"):
+        table.add_column(col, justify="right" if col == "value" else "left", overflow="fold")
+    for key, value in figures.items():
+        shown = f"{value:.1%}" if isinstance(value, float) else f"{value / 2**20:,.2f} MiB" if key not in (
+            "gc_objects", "gc_gen0") else f"{value:,}"
+        table.add_row(key, shown, definitions.get(key, ""))
+    console.console.print(table)
+    for what, why in (report.get("unavailable") or {}).items():
+        console.info(f"[dim]{what}: {why}[/]")
+    note = profile.metadata.get("cost_note")
+    if note:
+        console.info(f"[yellow]cost:[/] {note}")
