@@ -44,13 +44,6 @@ def save(profile: "Profile", path: Any) -> None:
     _save(profile, path)
 
 
-def export(profile: "Profile", fmt: str, **options: Any) -> bytes:
-    """Render a profile with a registered exporter (``folded``, ``speedscope``, ``html``, ...)."""
-    from .export.registry import get_exporter
-
-    return get_exporter(fmt).render(profile, **options)
-
-
 def instrument(server: Any) -> Any:
     """Tag every MCP request of ``server`` for profiling (reversible with :func:`uninstall`)."""
     from .mcp.install import instrument as _instrument
@@ -135,6 +128,10 @@ def load_ipython_extension(shell: Any) -> None:
 
 
 def __getattr__(name: str) -> Any:
+    if name == "export":  # the package mcpprof.export is callable: mcpprof.export(profile, "html")
+        import importlib
+
+        return importlib.import_module(".export", __name__)
     if name == "Profile":
         from .model import Profile
 

@@ -10,7 +10,7 @@ In a locustfile::
 
     class Stdio(McpStdioUser):         # one server process per simulated user
         command = ["python", "my_server.py"]
-        workload = "mix"               # or a built-in workload's name instead of steps
+        workload = "tool-simple"       # or a built-in workload's name instead of steps (no "*" targets)
 
 Every call is reported to Locust's statistics under its step id (``tools/call echo``) with its
 latency in milliseconds as a float: importing this module replaces Locust's response-time

@@ -19,4 +19,9 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
 npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
 
-exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+# The default run leaves out the long end-to-end suites marked `heavy` (see tests/conftest.py);
+# `bash scripts/test.sh --all` (or MCPPROF_TEST_ALL=1) runs every test.
+select=(-m "not heavy")
+if [ "${1:-}" = "--all" ]; then shift; select=(); fi
+[ "${MCPPROF_TEST_ALL:-0}" = "1" ] && select=()
+exec .venv/bin/python -m pytest -q -p no:cacheprovider "${select[@]}" "$@"

@@ -53,20 +53,27 @@ def render(profile: Profile, value_type: TypeArg = None, thread_frames: bool = F
 
 
 def _render(profile: Profile, idx: int, thread_frames: bool, request_frames: bool, full_paths: bool) -> bytes:
-    # Frames are joined with \x01, which sorts below every character a name can hold: sorting the
-    # joined lines as plain strings then sorts them frame by frame. \x01 becomes ";" at the end.
     names = FrameNames(profile, full_paths)
     stacks = profile.stacks
     rows = [s for s in profile.samples if s.values[idx]]
-    frame_text = [sanitise(names(fid)) for fid in range(len(profile.frames))].__getitem__
-    stack_text = {sid: _SEP.join(map(frame_text, stacks[sid])) or UNKNOWN_NAME
-                  for sid in {s.stack for s in rows}}
+    texts = [sanitise(names(fid)) for fid in range(len(profile.frames))]
+    prefix_parts: Dict[tuple, List[str]] = {}
     if request_frames or thread_frames:
-        prefix: Dict[tuple, str] = {}
         for s in rows:
-            if s.labels not in prefix:
-                prefix[s.labels] = _SEP.join(_prefix(dict(s.labels), request_frames, thread_frames))
-        lines = [prefix[s.labels] + (_SEP + stack_text[s.stack] if stacks[s.stack] else "") for s in rows]
+            if s.labels not in prefix_parts:
+                prefix_parts[s.labels] = _prefix(dict(s.labels), request_frames, thread_frames)
+    # Sorting lines as plain strings sorts them frame by frame unless a frame's name is another's
+    # start followed by a character below ";" ("a" and "a b"). Then frames are joined with \x01,
+    # which sorts below every character a name can hold, and \x01 becomes ";" after sorting.
+    names_used = set(texts)  # every frame's name: cheaper than finding the used ones
+    names_used.update(part for parts in prefix_parts.values() for part in parts)
+    sep = _SEP if _prefix_clash(names_used) else ";"
+    used = {s.stack for s in rows}
+    frame_text = texts.__getitem__
+    stack_text = {sid: sep.join(map(frame_text, stacks[sid])) or UNKNOWN_NAME for sid in used}
+    if prefix_parts:
+        prefix = {labels: sep.join(parts) for labels, parts in prefix_parts.items()}
+        lines = [prefix[s.labels] + (sep + stack_text[s.stack] if stacks[s.stack] else "") for s in rows]
     else:
         lines = [stack_text[s.stack] for s in rows]
     values = [s.values[idx] for s in rows]
@@ -79,8 +86,19 @@ def _render(profile: Profile, idx: int, thread_frames: bool, request_frames: boo
     pieces: List[str] = [""] * (2 * len(order))  # line, " count\n", ...: joined once
     pieces[0::2] = order
     pieces[1::2] = [f" {counts[line]}\n" for line in order]
-    # "replace": lone surrogates from undecodable file names
-    return "".join(pieces).replace(_SEP, ";").encode("utf-8", "replace")
+    out = "".join(pieces)
+    if sep != ";":
+        out = out.replace(sep, ";")
+    return out.encode("utf-8", "replace")  # "replace": lone surrogates from undecodable file names
+
+
+def _prefix_clash(names: "set[str]") -> bool:
+    """True if some name is the start of another, followed by a character that sorts below ";"."""
+    ordered = sorted(names)
+    for a, b in zip(ordered, ordered[1:]):  # names starting with `a` follow it, smallest next first
+        if len(b) > len(a) and b.startswith(a) and b[len(a)] < ";":
+            return True
+    return False
 
 
 def _prefix(labels: Dict[str, str], request_frames: bool, thread_frames: bool) -> List[str]:

@@ -119,9 +119,9 @@ def _render(profile: Profile, first: ValueType, full_paths: bool, title: Optiona
             part = _profile(name, t, ranks, col, arrays, repeats, samples_text)
         else:
             sub = row_ranks.get(id(rows))
-            if sub is None:
-                sub = row_ranks[id(rows)] = [ranks[j] for j in rows]
-            part = _profile(name, t, sub, [col[j] for j in rows], arrays, repeats, samples_text)
+            if sub is None:  # without repeats a row's rank is its position: the rows are the ranks
+                sub = row_ranks[id(rows)] = [ranks[j] for j in rows] if repeats else rows
+            part = _profile(name, t, sub, _take(col, rows), arrays, repeats, samples_text)
         if part:
             pieces.extend(part)
             pieces.append(",\n")
@@ -138,6 +138,13 @@ def _render(profile: Profile, first: ValueType, full_paths: bool, title: Optiona
     }
     start = json.dumps(head)[:-1] + ', "shared": {"frames": ' + stacks.frames_json() + '}, "profiles": ['
     return "".join([start, *pieces, "]}\n"]).encode("ascii")
+
+
+def _take(values: List[int], rows: List[int]) -> List[int]:
+    """``[values[j] for j in rows]``, at C speed."""
+    if len(rows) < 2:
+        return [values[j] for j in rows]
+    return list(itemgetter(*rows)(values))
 
 
 class _Stacks:

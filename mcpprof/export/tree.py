@@ -6,11 +6,12 @@ name (``tools/call echo``, ``(transport & dispatch)``), then the stack frames, e
 carries one value per selected sample type, and children smaller than ``min_fraction`` of the total
 (in every type) are merged into one ``[pruned]`` child per parent, so totals stay exact.
 
-Building costs one string per distinct stack, one sort, and ``O(log n)`` per node kept: each stack
-is written as frame numbers (``"12,3,40,"``) chosen so that plain string order is frame-name order,
-the strings are sorted once per request with prefix sums per value type, and then a node's stacks
-are one contiguous run (found by bisection) and its value a difference of two prefix sums; pruned
-subtrees are never walked. Exporters pause the cyclic GC while they build (:func:`paused_gc`).
+Building costs one string per distinct (request, stack), one sort, and ``O(log n)`` per node kept:
+each is written as name numbers (``"7,12,3,40,"``, the request first) chosen so that plain string
+order is name order, the strings are sorted once with prefix sums per value type, and then a
+node's stacks are one contiguous run (found by bisection) and its value a difference of two prefix
+sums; pruned subtrees are never walked. Exporters pause the cyclic GC while they build
+(:func:`paused_gc`).
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ result schema."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import socket
@@ -15,7 +16,10 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("locust")
+# Never import locust here: importing it monkey-patches the whole pytest process with gevent.
+# The tests run Locust in subprocesses.
+if importlib.util.find_spec("locust") is None:  # pragma: no cover
+    pytest.skip("locust is not installed (pip install 'mcpprof[locust]')", allow_module_level=True)
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}

@@ -44,9 +44,12 @@ def _raw(path: str, data: bytes, close_write: bool = True, timeout: float = 15.0
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
         s.connect(path)
-        s.sendall(data)
-        if close_write:
-            s.shutdown(socket.SHUT_WR)
+        try:
+            s.sendall(data)
+            if close_write:
+                s.shutdown(socket.SHUT_WR)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server may refuse and close before we finish sending: read its reply anyway
         buf = b""
         try:
             while True:
@@ -77,10 +80,28 @@ def _as_nobody(fn: Any) -> str:
         finally:
             os._exit(0)
     os.close(w)
-    with os.fdopen(r, "rb") as fh:
-        out = fh.read().decode()
-    os.waitpid(pid, 0)
-    return out
+    # Wait for the child, then read what it wrote without waiting for EOF: a process forked by
+    # another thread meanwhile may still hold the write end until it execs.
+    deadline = time.monotonic() + 60
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            break
+        time.sleep(0.05)
+    os.set_blocking(r, False)
+    chunks = []
+    try:
+        while True:
+            chunk = os.read(r, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    except BlockingIOError:
+        pass
+    finally:
+        os.close(r)
+    return b"".join(chunks).decode()
 
 
 def test_commands_bad_messages_and_other_users(tmp_path: Path) -> None:

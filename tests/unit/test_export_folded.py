@@ -146,3 +146,17 @@ def test_file_outside_sys_path_keeps_only_its_name():
 def test_unknown_value_type(mcp_profile):
     with pytest.raises(UsageError, match="no value type 'alloc_space'.*cpu/nanoseconds"):
         folded.render(mcp_profile, value_type="alloc_space")
+
+
+@pytest.mark.parametrize("names, clash", [
+    ({"f (a.py:1)", "f (a.py:10)", "g"}, False),  # ")" ends a name with a location: no clash
+    ({"a", "a b"}, True),  # "a;..." would sort after "a b" as plain text
+    ({"a", "ab"}, False),  # letters sort above ";"
+    ({"a", "a:b"}, True),  # ":" sorts just below it (and ";" in names becomes ":")
+    ({"run", "run!"}, True),
+    ({"x", "x=1"}, False),
+])
+def test_prefix_clash(names, clash):
+    # the check decides between joining with ";" (plain sort works) and \x01 (then replaced)
+    expected = any(b.startswith(a) and len(b) > len(a) and b[len(a)] < ";" for a in names for b in names)
+    assert folded._prefix_clash(set(names)) == expected == clash

@@ -1,0 +1,27 @@
+"""The public API: importing mcpprof does nothing heavy, and its names keep working together."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import mcpprof
+from mcpprof.model.folded import profile_from_folded
+
+
+def test_export_function_survives_importing_the_export_package() -> None:
+    p = profile_from_folded("main;tool 3\n")
+    assert mcpprof.export(p, "folded") == b"main;tool 3\n"
+    import importlib
+
+    importlib.import_module("mcpprof.export.registry")  # binds the package to mcpprof.export
+
+    assert mcpprof.export(p, "folded") == b"main;tool 3\n"
+
+
+def test_import_is_light_and_silent() -> None:
+    code = ("import sys, mcpprof; heavy = [m for m in ('rich', 'click', 'mcp', 'IPython', 'pandas') "
+            "if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    assert out.stderr == ""
