@@ -87,6 +87,7 @@ def test_in_process_mcp_server_is_profiled_per_tool():
             for _ in range(8):
                 await client.call_tool("cpu_sync", {"n": 21})
                 await client.call_tool("echo", {"text": "<b>hi</b>"})
+                await client.call_tool("cpu_async", {"n": 23})  # long enough on the loop to be sampled
 
     with mcpprof.profile(rate_hz=1000, server=server) as p:
         asyncio.run(drive())
