@@ -25,3 +25,10 @@ def test_import_is_light_and_silent() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
     assert out.stderr == ""
+
+
+def test_cli_errors_are_plain_text(capsys) -> None:
+    from mcpprof.cli import console
+
+    console.error("install it with  pip install 'mcpprof[example]'")
+    assert "mcpprof[example]" in capsys.readouterr().err
