@@ -108,22 +108,6 @@ class DriveResult:
                           for s in self.stats]}
 
 
-class _Picker:
-    """Smooth weighted round-robin (nginx's): deterministic, interleaved, exact proportions."""
-
-    def __init__(self, weights: Sequence[float]):
-        self.weights = list(weights)
-        self.total = sum(self.weights)
-        self.current = [0.0] * len(self.weights)
-
-    def next(self) -> int:
-        cur, best = self.current, 0
-        for i, w in enumerate(self.weights):
-            cur[i] += w
-            if cur[i] > cur[best]:
-                best = i
-        cur[best] -= self.total
-        return best
 
 
 class _Loop:
@@ -132,7 +116,7 @@ class _Loop:
     def __init__(self, calls: Sequence[CallSpec], seconds: float | None, max_calls: int | None):
         self.stats = [CallStats(c) for c in calls]
         self.work = [(c.method, c.params(), c.method == TOOLS_CALL, s) for c, s in zip(calls, self.stats)]
-        self.pick = _Picker([c.weight for c in calls]).next
+        self.pick = Picker([c.weight for c in calls]).next
         self.start = _clock()
         self.deadline = self.start + int(seconds * 1e9) if seconds else None
         self.max_calls = max_calls
@@ -217,6 +201,24 @@ async def _run_tasks(client: Any, loop_: _Loop, concurrency: int, timeout: float
                 loop_.record(st, is_tool, t0, result, None)
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+class Picker:
+    """Smooth weighted round-robin (nginx's): deterministic, interleaved, exact proportions."""
+
+    def __init__(self, weights: Sequence[float]):
+        self.weights = list(weights)
+        self.total = sum(self.weights)
+        self.current = [0.0] * len(self.weights)
+
+    def next(self) -> int:
+        cur, best = self.current, 0
+        for i, w in enumerate(self.weights):
+            cur[i] += w
+            if cur[i] > cur[best]:
+                best = i
+        cur[best] -= self.total
+        return best
 
 
 async def drive(client: Any, calls: Sequence[CallSpec], seconds: float | None, concurrency: int = 16,

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from .client import CallError
+from .drive import Picker
 from .results import latency_stats
 from .workload import TOOLS_CALL, Step
 
@@ -42,22 +43,6 @@ def due_count(start_ns: int, rate: float, sent: int, now_ns: int, limit: Optiona
     return max(0, total - sent)
 
 
-class Picker:
-    """Smooth weighted round-robin: deterministic, interleaved, exact proportions."""
-
-    def __init__(self, weights: Sequence[float]):
-        self.weights = list(weights)
-        self.total = sum(self.weights)
-        self.current = [0.0] * len(self.weights)
-
-    def next(self) -> int:
-        cur, best = self.current, 0
-        for i, w in enumerate(self.weights):
-            cur[i] += w
-            if cur[i] > cur[best]:
-                best = i
-        cur[best] -= self.total
-        return best
 
 
 @dataclass
