@@ -24,7 +24,8 @@ def default_output(source: Path) -> Path:
 @click.option("-o", "--out", "out", type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write the page. Default: SOURCE/report.html, or NAME.report.html beside a file.")
 @click.option("--baseline", type=click.Path(exists=True, path_type=Path),
-              help="A profile (file or folder) to compare against, request by request.")
+              help="A profile (file or folder) to compare against: request by request, and a differential "
+                   "flame graph (red where a frame's share grew, blue where it shrank).")
 @click.option("--title", help="Page title. Default: 'mcpprof report'.")
 @click.option("--json", "as_json", is_flag=True, help="Print {\"report\": path, \"sources\": [...]} on stdout.")
 def report_cmd(source: Path, out: Optional[Path], baseline: Optional[Path], title: Optional[str],
@@ -32,7 +33,8 @@ def report_cmd(source: Path, out: Optional[Path], baseline: Optional[Path], titl
     """Write one self-contained HTML page for SOURCE (an mcpprof output folder or a .mcpprof file):
     the per-tool table, latency histograms, memory and request rate over time, CPU and memory flame
     graphs per tool and per thread, the slowest requests, memory figures, leak verdicts, benchmark
-    figures and, with --baseline, the comparison. The page makes no network requests.
+    figures and, with --baseline, the comparison and a differential flame graph. The page makes no
+    network requests.
 
     \b
     Examples:

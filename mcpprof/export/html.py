@@ -13,7 +13,10 @@ profile has several columns (CPU / wall / samples / ...), flame or icicle. Boxes
 ``<iframe srcdoc>`` (it sets its frame's height when it can reach it).
 
 :func:`render_fragment` gives the same flame graph as a ``<div>`` (styles scoped to it) for
-embedding in a bigger page; :func:`island` the data the page embeds (what the golden tests check).
+embedding in a bigger page, which then inlines :func:`script` once; :func:`page` is the page shell
+every mcpprof HTML file shares (the report's too); :func:`island` the data the page embeds (what
+the golden tests check). A diff profile draws as a differential flame graph (the same script, with
+a second value per node: :mod:`mcpprof.export.diff`).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Any, Dict, Optional
 from .._version import __version__
 from ..model import Profile
 from .tree import (KIND_LIBRARY, KIND_PRUNED, KIND_REQUEST, KIND_ROOT, KIND_USER, TypeArg,
-                   build_call_tree, count_noun, default_title, resolve_type, type_label)
+                   build_call_tree, count_noun, default_title, is_diff, resolve_type, type_label)
 
 ISLAND_VERSION = 1
 
@@ -44,17 +47,20 @@ def asset(name: str) -> str:
 def island(profile: Profile, value_type: TypeArg = None, title: Optional[str] = None,
            min_fraction: float = 0.0005, full_paths: bool = False) -> Dict[str, Any]:
     """The data the page embeds: every value type of the profile, one pruned tree in flat arrays
-    (``parent[i] < i``; ``values[t][i]`` inclusive; names by index into ``names``)."""
+    (``parent[i] < i``; ``values[t][i]`` inclusive; names by index into ``names``). For a diff
+    profile also ``base[t][i]`` (the base side, positive; ``values`` is the new side), per type
+    ``base_total``/``base_pruned``, and ``diff`` (the page's options)."""
     first = resolve_type(profile, value_type)
     if not 0 <= min_fraction < 1:
         from ..errors import UsageError
 
         raise UsageError(f"min_fraction must be in [0, 1), got {min_fraction}")
-    tree = build_call_tree(profile, None, full_paths=full_paths, min_fraction=min_fraction)
-    return {
+    sides = is_diff(profile)
+    tree = build_call_tree(profile, None, full_paths=full_paths, min_fraction=min_fraction, sides=sides)
+    data: Dict[str, Any] = {
         "version": ISLAND_VERSION,
         "generator": f"mcpprof {__version__}",
-        "title": title or default_title(profile),
+        "title": title or default_title(profile) + (" \u2014 differential" if sides else ""),
         "default": tree.types.index(first),
         "types": [
             {"name": t.type, "unit": t.unit, "label": type_label(t), "noun": count_noun(t),
@@ -71,6 +77,12 @@ def island(profile: Profile, value_type: TypeArg = None, title: Optional[str] = 
         "parent": tree.node_parent,
         "values": tree.node_values,
     }
+    if tree.node_base is not None and tree.base_totals is not None and tree.base_pruned is not None:
+        for k, t in enumerate(data["types"]):
+            t["base_total"], t["base_pruned"] = tree.base_totals[k], tree.base_pruned[k]
+        data["base"] = tree.node_base
+        data["diff"] = {"normalize": True, "sides": ["base", "new"]}
+    return data
 
 
 def island_json(data: Dict[str, Any]) -> str:
@@ -79,10 +91,10 @@ def island_json(data: Dict[str, Any]) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-_FRAGMENT = """<div class="mcpprof-flamegraph">
+_FRAGMENT = """<div class="mcpprof-flamegraph{cls}">
 <div class="fg-head"><h1 class="fg-title">{title}</h1>
 <div class="fg-bar">
-<label class="fg-type-label" hidden>Value <select class="fg-type"></select></label>
+<label class="fg-type-label" hidden>Value <select class="fg-type"></select></label>{diff_bar}
 <button type="button" class="fg-reset" disabled>Reset zoom</button>
 <input type="search" class="fg-search" placeholder="Search (regular expression)"
  aria-label="Search frames (regular expression)" spellcheck="false">
@@ -91,12 +103,21 @@ _FRAGMENT = """<div class="mcpprof-flamegraph">
 <button type="button" class="fg-flip">Icicle</button>
 </div>
 <div class="fg-details">&#160;</div></div>
-<div class="fg-chart" role="img" aria-label="flame graph"></div>
+<div class="fg-chart" role="img" aria-label="{aria}"></div>{diff_foot}
 <div class="fg-foot"><span class="fg-legend"></span> <span class="fg-note"></span></div>
 <noscript>This flame graph is drawn by JavaScript; enable it to see the graph.</noscript>
-<script type="application/json" class="fg-data">{data}</script>
-<script>{script}</script>
+<script type="application/json" class="fg-data">{data}</script>{script}
 </div>"""
+
+# The differential flame graph's own controls (the script fills and shows them).
+_DIFF_BAR = """
+<label class="fg-req-label" hidden>Request <select class="fg-req"></select></label>
+<label>Widths from <select class="fg-side"><option value="new">new</option>\
+<option value="base">base</option></select></label>
+<label title="Compare each frame's share of the view (each side divided by its own total), not raw values">\
+<input type="checkbox" class="fg-norm"> compare shares</label>"""
+_DIFF_FOOT = """
+<div class="fg-gone" hidden></div>"""
 
 _PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -105,12 +126,18 @@ _PAGE = """<!DOCTYPE html>
 <meta name="generator" content="mcpprof {version}">
 <title>{title}</title>
 <link rel="icon" href="data:,">
-<style>html,body{{margin:0;background:#fff}}
-{style}</style>
+<style>{style}</style>
 </head><body>
-{fragment}
+{body}
 </body></html>
 """
+
+
+def page(title: str, body: str, style: str = "") -> str:
+    """A whole self-contained page (the flame graph's and the report's): the CSP that forbids every
+    fetch, ``title`` as text (escaped here), ``style`` inlined in the head, ``body`` as markup."""
+    return _PAGE.format(csp=CSP, version=_html.escape(__version__), title=_html.escape(title),
+                        style=_check_inline(style), body=body)
 
 
 def _check_inline(text: str) -> str:
@@ -121,13 +148,28 @@ def _check_inline(text: str) -> str:
     return text
 
 
+def script() -> str:
+    """The flame graph's script, inlined once per page (``<script>`` + this + ``</script>``) after
+    every fragment: it draws each ``.mcpprof-flamegraph`` of the page not drawn yet."""
+    return _check_inline(asset("flamegraph.js"))
+
+
+def fragment_of(data: Dict[str, Any], script_inline: bool = True) -> str:
+    """The ``<div class="mcpprof-flamegraph">`` for an :func:`island`; without ``script_inline``
+    the page must inline :func:`script` once after its last fragment."""
+    diff = "base" in data
+    return _FRAGMENT.format(
+        cls=" fg-diff" if diff else "", title=_html.escape(data["title"]),
+        diff_bar=_DIFF_BAR if diff else "", diff_foot=_DIFF_FOOT if diff else "",
+        aria="differential flame graph" if diff else "flame graph", data=island_json(data),
+        script=f"\n<script>{script()}</script>" if script_inline else "")
+
+
 def render_fragment(profile: Profile, value_type: TypeArg = None, title: Optional[str] = None,
-                    min_fraction: float = 0.0005, full_paths: bool = False) -> str:
-    """The flame graph as one ``<div class="mcpprof-flamegraph">`` with its data and script; the
-    page needs :func:`stylesheet` once in its ``<head>``."""
-    data = island(profile, value_type, title, min_fraction, full_paths)
-    return _FRAGMENT.format(title=_html.escape(data["title"]), data=island_json(data),
-                            script=_check_inline(asset("flamegraph.js")))
+                    min_fraction: float = 0.0005, full_paths: bool = False, script_inline: bool = True) -> str:
+    """The flame graph as one ``<div class="mcpprof-flamegraph">`` with its data (and, with
+    ``script_inline``, its script); the page needs :func:`stylesheet` once in its ``<head>``."""
+    return fragment_of(island(profile, value_type, title, min_fraction, full_paths), script_inline)
 
 
 def stylesheet() -> str:
@@ -135,12 +177,16 @@ def stylesheet() -> str:
     return _check_inline(asset("flamegraph.css"))
 
 
+def page_of(data: Dict[str, Any]) -> bytes:
+    """The whole flame-graph page of an :func:`island`."""
+    style = "html,body{margin:0;background:#fff}\n" + stylesheet()
+    return page(data["title"], fragment_of(data), style).encode("utf-8", "replace")
+
+
 def render(profile: Profile, value_type: TypeArg = None, title: Optional[str] = None,
            min_fraction: float = 0.0005, full_paths: bool = False) -> bytes:
     """The whole page. ``value_type`` is the column shown first (default: CPU when present);
-    subtrees under ``min_fraction`` of the total are merged into ``[pruned]`` boxes."""
-    fragment = render_fragment(profile, value_type, title, min_fraction, full_paths)
-    page = _PAGE.format(csp=CSP, version=_html.escape(__version__),
-                        title=_html.escape(title or default_title(profile)), style=stylesheet(),
-                        fragment=fragment)
-    return page.encode("utf-8", "replace")
+    subtrees under ``min_fraction`` of the total are merged into ``[pruned]`` boxes. A diff profile
+    (:func:`mcpprof.analyse.ops.diff`) gives the differential flame graph
+    (:func:`mcpprof.export.diff.render_html`)."""
+    return page_of(island(profile, value_type, title, min_fraction, full_paths))

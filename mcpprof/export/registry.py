@@ -1,7 +1,9 @@
 """The one registry of exporters: the CLI's ``--format`` choices, ``mcpprof info`` and the docs
 table all come from :data:`EXPORTERS`.
 
-Each exporter is a pure function ``render(profile, **options) -> bytes`` in its own module.
+Each exporter is a pure function ``render(profile, **options) -> bytes`` in its own module. The
+``diff-*`` exporters take a diff profile (:func:`mcpprof.analyse.ops.diff`); the ``html`` exporter
+also draws one as a differential flame graph.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 from ..errors import UsageError
 from ..model import Profile
-from . import folded, html, pprof, speedscope, trace
+from . import diff, folded, html, pprof, speedscope, trace
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,12 @@ EXPORTERS: Dict[str, Exporter] = {
         Exporter("trace", ".trace.json", False,
                  "Chrome trace / Perfetto JSON of request spans, one lane per concurrent request",
                  trace.render),
+        Exporter("diff-html", ".diff.html", False,
+                 "differential flame graph page of a diff profile (red grew, blue shrank; no network)",
+                 diff.render_html),
+        Exporter("diff-folded", ".diff.folded", False,
+                 "folded stacks with two counts of a diff profile (flamegraph.pl's difffolded format)",
+                 diff.render_folded),
     )
 }
 

@@ -12,6 +12,10 @@ order is name order, the strings are sorted once with prefix sums per value type
 node's stacks are one contiguous run (found by bisection) and its value a difference of two prefix
 sums; pruned subtrees are never walked. Exporters pause the cyclic GC while they build
 (:func:`paused_gc`).
+
+A diff profile (:func:`mcpprof.analyse.ops.diff`) can be built with ``sides=True``: the two sides
+then stay apart in one tree (``node_values`` the new side, ``node_base`` the base side), which is
+what the differential flame graph draws.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from itertools import accumulate
 from operator import attrgetter, itemgetter
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
+from ..analyse.ops import DIFF_BASE, DIFF_LABEL
 from ..analyse.paths import PathView
 from ..errors import UsageError
 from ..model import Frame, Profile, ValueType
@@ -95,6 +100,11 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
+def is_diff(profile: Profile) -> bool:
+    """Whether ``profile`` is a diff profile (:func:`mcpprof.analyse.ops.diff`)."""
+    return "diff" in profile.metadata or any(s.label(DIFF_LABEL) for s in profile.samples)
+
+
 def thread_name(labels: Dict[str, str]) -> Optional[str]:
     """The thread a label set belongs to (its name, else its id), or None."""
     return labels.get(L.THREAD_NAME) or labels.get(L.THREAD_ID) or None
@@ -124,7 +134,8 @@ class CallTree:
 
     ``node_values[t][i]`` is node ``i``'s inclusive value in ``types[t]``; its self value is that
     minus its children's. ``pruned_values[t]`` is the value merged into ``[pruned]`` nodes and
-    ``pruned_subtrees`` how many subtrees were merged.
+    ``pruned_subtrees`` how many subtrees were merged. A tree built with ``sides`` also has
+    ``node_base``, ``base_totals`` and ``base_pruned``: the same for the diff's base side (positive).
     """
 
     types: List[ValueType]
@@ -138,6 +149,9 @@ class CallTree:
     pruned_subtrees: int = 0
     min_fraction: float = 0.0
     request_level: bool = True
+    node_base: Optional[List[List[int]]] = None
+    base_totals: Optional[List[int]] = None
+    base_pruned: Optional[List[int]] = None
     _children: Optional[List[List[int]]] = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
@@ -190,21 +204,23 @@ def _keep(sums: Sequence[int], thresholds: Sequence[float]) -> bool:
 
 def build_call_tree(profile: Profile, value_types: Optional[Sequence[TypeArg]] = None, *,
                     request_level: bool = True, full_paths: bool = False,
-                    min_fraction: float = 0.0) -> CallTree:
+                    min_fraction: float = 0.0, sides: bool = False) -> CallTree:
     """Build the call tree of ``profile`` for ``value_types`` (default: all its types).
 
     Negative values (the base half of a diff profile) are netted per (request, stack) and what
-    stays negative is left out: a box cannot have a negative width.
+    stays negative is left out: a box cannot have a negative width. With ``sides`` (for a diff
+    profile) the sides are kept apart instead: ``node_values`` holds the new side, ``node_base``
+    the base side, and a node is kept when either side reaches ``min_fraction`` of its own total.
     """
     with paused_gc():
-        return _build(profile, value_types, request_level, full_paths, min_fraction)
+        return _build(profile, value_types, request_level, full_paths, min_fraction, sides)
 
 
 def _build(profile: Profile, value_types: Optional[Sequence[TypeArg]], request_level: bool,
-           full_paths: bool, min_fraction: float) -> CallTree:
+           full_paths: bool, min_fraction: float, sides: bool = False) -> CallTree:
     types = [resolve_type(profile, t) for t in value_types] if value_types else list(profile.sample_types)
     idxs = [profile.sample_types.index(t) for t in types]
-    ntypes = len(idxs)
+    ntypes = 2 * len(idxs) if sides else len(idxs)  # value columns: [new..., base...] with sides
     frame_names = FrameNames(profile, full_paths)
 
     # 1. Names: (text, kind) -> id, ranked by text; frames get numbers whose *string* order is that
@@ -242,7 +258,7 @@ def _build(profile: Profile, value_types: Optional[Sequence[TypeArg]], request_l
     digits = [digits_of_name[nid] for nid in frame_name].__getitem__
 
     # 2. Values by (request and) stack text ("n0,n1,n2,"), summed; sorted texts; prefix sums.
-    pick = itemgetter(*idxs) if ntypes > 1 else (lambda vals: (vals[idxs[0]],))
+    pick = itemgetter(*idxs) if len(idxs) > 1 else (lambda vals: (vals[idxs[0]],))
     stacks = profile.stacks
     stack_text = {sid: "".join(map(digits, stacks[sid])) for sid in {s.stack for s in samples}}
     if request_level:
@@ -251,6 +267,10 @@ def _build(profile: Profile, value_types: Optional[Sequence[TypeArg]], request_l
     else:
         texts = [stack_text[s.stack] for s in samples]
     vals = list(map(pick, map(attrgetter("values"), samples)))
+    if sides:  # new samples fill the first half of the columns, base samples (negated back) the second
+        zero = (0,) * len(idxs)
+        vals = [zero + tuple(-x for x in v) if s.label(DIFF_LABEL) == DIFF_BASE else tuple(v) + zero
+                for s, v in zip(samples, vals)]
     agg: Dict[str, Sequence[int]] = dict(zip(texts, vals))
     if len(agg) != len(texts):  # a stack on several rows (other labels), or stacks alike: sum
         summed: Dict[str, List[int]] = {}
@@ -265,7 +285,7 @@ def _build(profile: Profile, value_types: Optional[Sequence[TypeArg]], request_l
     if agg and min(map(min, agg.values())) <= 0:  # zeros, or the base half of a diff
         agg = {t: [max(x, 0) for x in v] for t, v in agg.items() if max(v) > 0}
     keys = sorted(agg)
-    columns = [list(col) for col in zip(*map(agg.__getitem__, keys))] or [[] for _ in idxs]
+    columns = [list(col) for col in zip(*map(agg.__getitem__, keys))] or [[] for _ in range(ntypes)]
     prefix = [list(accumulate(col, initial=0)) for col in columns]
     totals = [p[-1] for p in prefix]
     thresholds = [min_fraction * t for t in totals]
@@ -322,8 +342,13 @@ def _build(profile: Profile, value_types: Optional[Sequence[TypeArg]], request_l
     # 4. Keep only the names some node uses, in text order (then [pruned]).
     used = sorted(set(node_name), key=lambda i: (kinds[i] == KIND_PRUNED, names[i], kinds[i]))
     new_id = {old: new for new, old in enumerate(used)}
-    return CallTree(types=types, names=[names[i] for i in used], name_kinds=[kinds[i] for i in used],
+    half = len(idxs)
+    tree = CallTree(types=types, names=[names[i] for i in used], name_kinds=[kinds[i] for i in used],
                     node_name=[new_id[i] for i in node_name], node_parent=node_parent,
-                    node_values=node_values, totals=totals, pruned_values=pruned_values,
-                    pruned_subtrees=pruned_subtrees, min_fraction=min_fraction,
-                    request_level=request_level)
+                    node_values=node_values[:half], totals=totals[:half],
+                    pruned_values=pruned_values[:half], pruned_subtrees=pruned_subtrees,
+                    min_fraction=min_fraction, request_level=request_level)
+    if sides:
+        tree.node_base, tree.base_totals = node_values[half:], totals[half:]
+        tree.base_pruned = pruned_values[half:]
+    return tree

@@ -1,12 +1,15 @@
 """Flame graphs inside the report: the whole profile plus one view per request kind and per thread,
-chosen with a selector. Each view is :func:`mcpprof.export.html.render_fragment` of a filtered
-profile (the renderer is reused, not copied); hidden views redraw when shown."""
+chosen with a selector, and the differential flame graph against a baseline. Each view is
+:func:`mcpprof.export.html.render_fragment` of a filtered profile (the renderer is reused, not
+copied; the page inlines its script once); hidden views redraw when shown."""
 
 from __future__ import annotations
 
 from typing import List, Optional, Tuple
 
 from ..analyse.ops import group_by, group_by_request
+from ..errors import UsageError
+from ..export import diff as D
 from ..export.html import render_fragment
 from ..model import Profile
 from ..model import labels as L
@@ -52,7 +55,7 @@ def flame_views(profile: Profile, view_id: str, what: str, value_type: Optional[
         options.append(f'<option value="{i}">{e(label)}</option>')
         title = f"{what}: {label}" if i else f"{what}: whole profile"
         vt = value_type if value_type and prof.has_type(value_type) else None
-        fragment = render_fragment(prof, vt, title=title)
+        fragment = render_fragment(prof, vt, title=title, script_inline=False)
         hidden = "" if i == 0 else " hidden"
         panes.append(f'<div class="fg-view" data-view="{i}"{hidden}>{fragment}</div>')
     if group:
@@ -62,6 +65,23 @@ def flame_views(profile: Profile, view_id: str, what: str, value_type: Optional[
         selector = (f'<label class="view-pick">Show <select class="fg-view-select" id="{e(view_id)}" '
                     f'data-target="{e(view_id)}-views">{"".join(options)}</select></label>')
     return f'{selector}<div id="{e(view_id)}-views">{"".join(panes)}</div>'
+
+
+def baseline_flame(baseline: Profile, profile: Profile) -> str:
+    """The differential flame graph from ``baseline`` to ``profile`` (CPU when both have it), or a
+    note saying why there is none."""
+    if not baseline.samples and not profile.samples:
+        return '<p class="muted">Neither profile holds samples.</p>'
+    try:
+        d = D.pair(baseline, profile)
+    except UsageError as err:
+        return f'<p class="muted">No differential flame graph: {e(err)}.</p>'
+    vt = "cpu" if d.has_type("cpu") else None
+    label = "CPU" if vt else "Samples"
+    fragment = D.render_fragment(d, vt, title=f"{label}: baseline \u2192 this run", script_inline=False)
+    return ('<p class="muted">Widths are this run\'s; red where a frame\'s share of the view grew since the '
+            'baseline, blue where it shrank (shares, so runs of different length compare). Choose a request '
+            'to compare one tool; hover a box for both values and the change.</p>' + fragment)
 
 
 #: The page script that switches views (inline; no library).

@@ -8,11 +8,11 @@ from typing import Any, List, Optional, Tuple, Union
 
 from .._version import __version__
 from ..analyse.summary import fmt_ms, fmt_pct, summarize
-from ..export.html import CSP, stylesheet
+from ..export.html import page, script, stylesheet
 from ..model import Profile
 from . import memory as M
 from . import tables as T
-from .flames import SWITCHER_JS, flame_views
+from .flames import SWITCHER_JS, baseline_flame, flame_views
 from .inputs import ReportInputs, has_memory
 
 CSS = """
@@ -41,21 +41,10 @@ svg .mark{stroke:#1d4ed8;stroke-dasharray:3 2}svg .ml{fill:#1d4ed8}svg .ct{font-
 details{margin:6px 0}
 """
 
-_PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{csp}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="mcpprof {version}">
-<title>{title}</title>
-<link rel="icon" href="data:,">
-<style>{css}
-{fg_css}</style>
-</head><body>
-<header><h1>{title}</h1><div class="headline">{headline}</div><nav>{nav}</nav></header>
+_BODY = """<header><h1>{title}</h1><div class="headline">{headline}</div><nav>{nav}</nav></header>
 <main>{body}</main>
-<script>{switcher}</script>
-</body></html>
-"""
+<script>{flamegraph}</script>
+<script>{switcher}</script>"""
 
 
 def _headline(profile: Profile, inputs: ReportInputs) -> str:
@@ -102,6 +91,8 @@ def render_report(source: Union[ReportInputs, Profile], *, title: Optional[str] 
                      f'{T.e(summary.cpu_source)} CPU; CPU share is of the server\'s CPU while serving.</p>'))
     if inputs.baseline is not None:
         sections.append(("baseline", "Against the baseline", T.baseline_comparison(profile, inputs.baseline, summary)))
+        sections.append(("baseline-flame", "Where the time went: differential flame graph against the baseline",
+                         baseline_flame(inputs.baseline, profile)))
     sections.append(("latency", "Latency histograms", T.histograms(profile)))
     timeline = M.timeline(profile)
     if timeline:
@@ -131,10 +122,9 @@ def render_report(source: Union[ReportInputs, Profile], *, title: Optional[str] 
     page_title = title or "mcpprof report"
     nav = "".join(f'<a href="#{a}">{T.e(h)}</a>' for a, h, _ in sections)
     body = "".join(f'<section id="{a}"><h2>{T.e(h)}</h2>{content}</section>' for a, h, content in sections)
-    page = _PAGE.format(csp=CSP, version=T.e(__version__), title=T.e(page_title), css=CSS,
-                        fg_css=stylesheet(), headline=_headline(profile, inputs), nav=nav, body=body,
-                        switcher=SWITCHER_JS)
-    return page.encode("utf-8", "replace")
+    markup = _BODY.format(title=T.e(page_title), headline=_headline(profile, inputs), nav=nav, body=body,
+                          flamegraph=script(), switcher=SWITCHER_JS)
+    return page(page_title, markup, CSS + "\n" + stylesheet()).encode("utf-8", "replace")
 
 
 def write_report(source: Any, path: Any, **options: Any) -> str:

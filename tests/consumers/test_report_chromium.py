@@ -83,8 +83,9 @@ def test_report_opens_offline_shows_table_and_flame_graph(node_driver, tmp_path:
     assert "tools/call get_forecast" in first["toolNames"]
     assert f"tools/call {EVIL}" in first["toolNames"]
     assert result["dialogs"] == []
-    # the report's scripts are its own: the switcher and one per flame graph view (none injected)
-    assert first["injected"] == first["views"] + 1
+    # the report's scripts are its own: the flame graph script (once, for every view) and the
+    # switcher (none injected)
+    assert first["injected"] == 2 and first["views"] > 2
     # the flame graph: one view shown, drawn at the page width, with the requests as boxes
     assert first["shown"] == 1 and first["boxes"] > 10 and first["chartWidth"] > 800
     assert "tools/call get_forecast" in first["boxTexts"]

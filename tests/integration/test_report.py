@@ -94,6 +94,10 @@ def test_report_of_a_folder_with_leaks_memory_and_a_baseline(tmp_path: Path):
     assert "leak verdict" in page and "retained/call" in page and "1.00 KiB" in page
     assert "+100%" in page  # CPU per call doubled against the baseline
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    # where the time went: the differential flame graph, drawn by the page's one flame-graph script
+    assert "differential flame graph against the baseline" in page
+    assert page.count('class="mcpprof-flamegraph fg-diff"') == 1
+    assert page.count("<script>") == 2  # the flame graph script and the view switcher, once each
 
 
 def test_report_of_a_file_and_errors(tmp_path: Path, profile_dir: Path):

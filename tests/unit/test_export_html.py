@@ -137,3 +137,18 @@ def test_unknown_value_type(mcp_profile):
 def test_empty_profile_renders():
     data = island_of(page_of(ProfileBuilder([CPU]).build()))
     assert data["names"] == ["all"] and data["types"][0]["total"] == 0
+
+
+def test_script_once_per_page_and_one_page_shell(mcp_profile):
+    frag = html.render_fragment(mcp_profile, script_inline=False)
+    assert "<script>" not in frag and 'class="fg-data"' in frag
+    page = html.page(EVIL, frag + frag + f"<script>{html.script()}</script>", "p{}")
+    assert page.count("<script>") == 1 and f'content="{html.CSP}"' in page
+    assert "<title>&lt;script&gt;alert(1)&lt;/script&gt;</title>" in page and "<style>p{}</style>" in page
+    from mcpprof.report import render_report
+
+    report = render_report(mcp_profile).decode()
+    assert report.count('class="mcpprof-flamegraph"') > 1
+    assert report.count("<script>") == 2  # the flame graph script (every view) and the view switcher
+    head = page_of(mcp_profile).split("<title>")[0]
+    assert report.split("<title>")[0] == head  # the same page head
