@@ -98,10 +98,9 @@ class ProfileSession:
             profile.metadata["title"] = self.title
         with self._lock:
             profile.requests = self._requests
-        import asyncio
         import time
 
-        if context.serving and hasattr(asyncio.events.Handle._run, "__wrapped__"):
+        if context.serving and context.metering:
             # exact per-request CPU (as the agent measures it); the rest of the session's process CPU,
             # an in-process client's included, is the "(transport & dispatch)" row
             profile.metadata.update(request_cpu="exact",

@@ -90,7 +90,8 @@ class Sampler(SignalTimerMixin):
         self._stopping = False
         self._wake = threading.Event()
         self._clear_tables()
-        # per thread: ident -> [previous cpu ns, id(top frame), its f_lasti, stack id]
+        # per thread: ident -> [previous cpu ns, id(top frame), its f_lasti, stack id, pending cpu ns,
+        #                      top is an idle leaf, request labels, (stack, labels) key]
         self._tstate: Dict[int, list] = {}
         self._names: Dict[int, str] = {}
         self._native: Dict[int, Optional[int]] = {}
@@ -164,6 +165,8 @@ class Sampler(SignalTimerMixin):
         self._check_fork()
         with self._lock:
             self._agg.clear()
+            for st in self._tstate.values():
+                st[5] = False  # no fast path onto a key of the old window
             if len(self._stacks) > self.max_stacks // 2 or len(self._frames) > self.max_frames // 2:
                 self._clear_tables()
                 for st in self._tstate.values():
@@ -266,10 +269,25 @@ class Sampler(SignalTimerMixin):
                 continue
             n += 1
             try:
-                cur = cpu_clock(ident)
                 st = tstate.get(ident)
+                if st is not None and st[5] and st[1] == id(top) and st[2] == top.f_lasti:
+                    # Still waiting where it waited last tick (an idle leaf): count the wall time on
+                    # the same key without reading its CPU clock; whatever CPU it used meanwhile is
+                    # read at its next running sample, where the idle rule would have carried it.
+                    tl = tagger(ident)  # type: ignore[misc]
+                    if tl is st[6]:
+                        acc = agg.get(st[7])
+                        if acc is not None:
+                            acc[0] += 1
+                            acc[1] += wall
+                            if st[3] == self._ovf_sid:
+                                overflow += 1
+                            if hook is not None:
+                                hook(ident, st[3], st[7][1], wall, 0)
+                            continue
+                cur = cpu_clock(ident)
                 if st is None:
-                    st = tstate[ident] = [cur, 0, -1, -1, 0]
+                    st = tstate[ident] = [cur, 0, -1, -1, 0, False, None, None]
                     cpu = 0
                 else:
                     prev, st[0] = st[0], cur
@@ -295,6 +313,7 @@ class Sampler(SignalTimerMixin):
                 idle = idle_codes.get(id(code))
                 if idle is None:
                     idle = idle_codes[id(code)] = (code, is_idle_code(code))
+                st[5] = idle[1]
                 if idle[1]:
                     st[4] += cpu
                     cpu = 0
@@ -321,6 +340,7 @@ class Sampler(SignalTimerMixin):
                         acc = agg.get(key)
                     if acc is None:
                         acc = agg[key] = [0, 0, 0]
+                st[6], st[7] = tl, key
                 if sid == self._ovf_sid:
                     overflow += 1
                 acc[0] += 1

@@ -8,7 +8,12 @@ from typing import Any, Dict, List, Tuple
 from ..model.profile import Frame
 
 def line_of(code: Any, lasti: int, frame: Any = None) -> int:
-    """Line of byte offset ``lasti`` in ``code`` (``frame.f_lineno`` for objects without co_lines)."""
+    """Line of byte offset ``lasti`` in ``code``: ``frame.f_lineno`` when the frame is at hand
+    (computed in C), else from ``co_lines()``."""
+    if frame is not None:
+        line = getattr(frame, "f_lineno", None)
+        if isinstance(line, int):
+            return line
     co_lines = getattr(code, "co_lines", None)
     if co_lines is None:
         return getattr(frame, "f_lineno", 0) or 0

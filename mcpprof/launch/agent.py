@@ -3,7 +3,8 @@
 
 It waits until the server imports the MCP SDK (so helper processes such as ``uvx`` shims are not
 profiled), then instruments it, starts the sampler, and writes ``profile-<pid>.mcpprof`` into the
-output folder: every ``flush_s`` seconds (marked incomplete, so a SIGKILL loses at most that much),
+output folder: every ``flush_s`` seconds, or less often when a write takes more than
+:data:`FLUSH_BUDGET` of that time (marked incomplete, so a SIGKILL loses at most that much),
 and complete at exit, on stdin close, SIGTERM or SIGINT. A crash leaves the last write, marked
 incomplete with the reason. Stdlib only; never writes to stdout; its failures never fail the server.
 """
@@ -23,6 +24,8 @@ from ..model.spans import EXTRA_KEY as SPANS_KEY, SpanRing
 from .config import AgentConfig
 
 _agent: Optional["Agent"] = None
+#: Periodic flushes are spaced so that writing takes at most this share of the time.
+FLUSH_BUDGET = 0.004
 
 
 def _warn(message: str) -> None:
@@ -41,7 +44,7 @@ class Agent:
         self.pid = os.getpid()
         self.path = os.path.join(config.out_dir, f"profile-{self.pid}.mcpprof")
         self.requests = RequestTable()
-        self.spans = SpanRing()  # the last 50 000 requests' start and duration (trace export)
+        self.spans = SpanRing()  # the last requests' start and duration (trace export)
         self.sampler: Any = None  # the CPU collector (mcpprof.collect.registry)
         self.recorders: list = []  # side recorders (mcpprof.launch.recorders.RECORDERS)
         self.services: list = []   # services (mcpprof.launch.recorders.SERVICES)
@@ -122,14 +125,14 @@ class Agent:
                            tag.session_id, error, tag.cpu_ns)
 
     def _flush_loop(self) -> None:
-        # Adaptive: never spend more than ~2% of the time writing (a big profile flushes less often).
+        # Adaptive: writing takes at most FLUSH_BUDGET of the time (a big profile flushes less often).
         interval = self.config.flush_s
         while not self._stop.wait(interval):
             t0 = time.perf_counter()
-            self.flush()
+            self.flush(level=1)
             spent = time.perf_counter() - t0
             self.flush_ns += int(spent * 1e9)
-            interval = max(self.config.flush_s, 50 * spent)
+            interval = max(self.config.flush_s, spent / FLUSH_BUDGET)
 
     # -- writing ---------------------------------------------------------------------------------
     def build_profile(self, complete: bool, end_reason: str = "") -> Any:
@@ -172,8 +175,9 @@ class Agent:
         })
         return profile
 
-    def flush(self, complete: bool = False, end_reason: str = "", final: bool = False) -> None:
-        """Write the profile now (atomically). After the final write nothing is written again."""
+    def flush(self, complete: bool = False, end_reason: str = "", final: bool = False, level: int = 6) -> None:
+        """Write the profile now (atomically, gzip ``level``). After the final write nothing is
+        written again."""
         if self.sampler is None:
             return
         try:
@@ -182,7 +186,7 @@ class Agent:
             with self._lock:
                 if self._final_written:
                     return
-                save(self.build_profile(complete, end_reason), self.path)
+                save(self.build_profile(complete, end_reason), self.path, level)
                 self.flushes += 1
                 self._final_written = final
         except Exception as exc:
@@ -230,9 +234,9 @@ class Agent:
 
 
 def _step_accounting() -> bool:
-    import asyncio
+    from ..mcp import context
 
-    return hasattr(asyncio.events.Handle._run, "__wrapped__")
+    return context.metering
 
 
 def _package_versions() -> dict:

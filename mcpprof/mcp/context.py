@@ -12,12 +12,19 @@ ContextVars:
   worker thread (``anyio.to_thread.run_sync`` and ``asyncio.to_thread`` are wrapped while
   tagging is installed).
 
+Exact CPU per request: adapters run the request's handler through :func:`metered`, which reads the
+thread CPU clock around each step of it (each ``send`` into the coroutine), so only the request's own
+steps are charged, however requests interleave on the loop; tasks spawned inside a request are
+metered the same way by the task factory, and worker-thread code by :func:`tagged`. Nothing runs per
+event-loop callback: a loop step that is not a request's costs nothing.
+
 Stdlib only, nothing happens at import, and every hook is reversible (:func:`uninstall_thread_hooks`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections.abc
 import contextvars
 import functools
 import sys
@@ -28,6 +35,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from ..model import labels as L
 
 LabelSet = Tuple[Tuple[str, str], ...]
+_LABEL_CACHE_MAX = 4096
+_label_cache: Dict[Tuple[str, str, str], LabelSet] = {}  # (method, target, key) -> labels (shared tuples)
 
 
 class RequestTag:
@@ -44,11 +53,17 @@ class RequestTag:
         self.request_id = request_id
         self.session_id = session_id
         self.start_ns = start_ns
-        self.cpu_ns = 0  # exact CPU charged to this request (loop-thread steps + worker threads)
-        pairs = [(L.METHOD, method)]
-        if target and target_key:
-            pairs.append((target_key, target))
-        self.labels: LabelSet = tuple(sorted(pairs))
+        self.cpu_ns = 0  # exact CPU charged to this request (its metered steps + worker threads)
+        labels = _label_cache.get((method, target, target_key))
+        if labels is None:
+            pairs = [(L.METHOD, method)]
+            if target and target_key:
+                pairs.append((target_key, target))
+            labels = tuple(sorted(pairs))
+            if len(_label_cache) >= _LABEL_CACHE_MAX:
+                _label_cache.clear()
+            _label_cache[(method, target, target_key)] = labels
+        self.labels: LabelSet = labels
 
     @property
     def name(self) -> str:
@@ -85,7 +100,7 @@ request_sinks: List[Callable[[RequestTag, int, Optional[str]], None]] = []
 
 _current_tasks: Dict[Any, Any] = getattr(asyncio.tasks, "_current_tasks", {})
 _thread_cpu = time.thread_time_ns
-_local = threading.local()  # .open: (tag, t0) of the CPU segment running on this thread, or None
+metering = False  # True while hooks are installed: adapters meter request steps (exact CPU)
 serving = False  # becomes True with the first request (samples before it are start-up)
 serving_since_cpu_ns = 0  # process CPU time when the first request arrived
 _factory_loops: "Dict[Any, Any]" = {}  # loop -> the factory it had before ours
@@ -112,21 +127,11 @@ def current() -> Optional[RequestTag]:
 
 # -- entering and leaving requests (called by adapters, on the event-loop thread) -----------------
 
-def _close_segment(now: int) -> None:
-    seg = getattr(_local, "open", None)
-    if seg is not None:
-        seg[0].cpu_ns += now - seg[1]
-        _local.open = None
-
-
 def enter_request(tag: RequestTag) -> Tuple[Any, Any, Any]:
     global serving, serving_since_cpu_ns
     if not serving:
         serving_since_cpu_ns = time.process_time_ns()
         serving = True
-    now = _thread_cpu()
-    _close_segment(now)
-    _local.open = (tag, now)
     token = CURRENT.set(tag)
     task = None
     try:
@@ -149,10 +154,6 @@ def enter_request(tag: RequestTag) -> Tuple[Any, Any, Any]:
 def exit_request(handle: Tuple[Any, Any, Any], tag: RequestTag, error: Optional[str] = None) -> None:
     token, task, prev = handle
     duration = time.perf_counter_ns() - tag.start_ns
-    now = _thread_cpu()
-    _close_segment(now)
-    if prev is not None:
-        _local.open = (prev, now)
     if task is not None:
         if prev is None:
             task_tags.pop(task, None)
@@ -169,6 +170,69 @@ def exit_request(handle: Tuple[Any, Any, Any], tag: RequestTag, error: Optional[
             pass
 
 
+# -- exact CPU of a request's steps -------------------------------------------------------------
+
+class _Metered(collections.abc.Coroutine):
+    """A coroutine (or awaitable) whose every step charges the thread CPU it takes to ``tag``.
+    Transparent to await-chain walkers: ``cr_frame`` / ``cr_await`` are the wrapped coroutine's."""
+
+    __slots__ = ("_inner", "_it", "_tag")
+
+    def __init__(self, inner: Any, tag: RequestTag):
+        self._inner = inner
+        self._it = inner if hasattr(inner, "send") and hasattr(inner, "throw") else inner.__await__()
+        self._tag = tag
+
+    def send(self, value: Any) -> Any:
+        t0 = _thread_cpu()
+        try:
+            return self._it.send(value)
+        finally:
+            self._tag.cpu_ns += _thread_cpu() - t0
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:  # type: ignore[override]
+        t0 = _thread_cpu()
+        try:
+            if val is None and tb is None:
+                return self._it.throw(typ)
+            return self._it.throw(typ, val, tb)
+        finally:
+            self._tag.cpu_ns += _thread_cpu() - t0
+
+    def close(self) -> None:
+        self._it.close()
+
+    def __await__(self) -> Any:
+        return self
+
+    def __iter__(self) -> Any:
+        return self
+
+    def __next__(self) -> Any:
+        return self.send(None)
+
+    @property
+    def cr_frame(self) -> Any:
+        return getattr(self._inner, "cr_frame", None)
+
+    @property
+    def cr_await(self) -> Any:
+        return getattr(self._inner, "cr_await", None)
+
+    @property
+    def cr_running(self) -> bool:
+        return bool(getattr(self._inner, "cr_running", False))
+
+    @property
+    def cr_code(self) -> Any:
+        return getattr(self._inner, "cr_code", None)
+
+
+def metered(awaitable: Any, tag: RequestTag) -> Any:
+    """``awaitable`` with the CPU of each of its steps charged to ``tag`` (while hooks are installed)."""
+    return _Metered(awaitable, tag) if metering else awaitable
+
+
 # -- spawned tasks ------------------------------------------------------------------------------
 
 def _forget_task(task: Any) -> None:
@@ -180,12 +244,14 @@ def _install_task_factory(loop: Any) -> None:
     _factory_loops[loop] = previous
 
     def factory(loop_: Any, coro: Any, **kwargs: Any) -> Any:
+        ctx = kwargs.get("context")
+        tag = ctx.get(CURRENT) if ctx is not None else CURRENT.get()
+        if tag is not None and metering:
+            coro = _Metered(coro, tag)
         if previous is not None:
             task = previous(loop_, coro, **kwargs)
         else:
             task = asyncio.Task(coro, loop=loop_, **kwargs)
-        ctx = kwargs.get("context")
-        tag = ctx.get(CURRENT) if ctx is not None else CURRENT.get()
         if tag is not None:
             task_tags[task] = tag
             task.add_done_callback(_forget_task)
@@ -236,7 +302,9 @@ _thread_patches: List[Tuple[Any, str, Any]] = []
 
 
 def install_thread_hooks() -> None:
-    """Wrap ``anyio.to_thread.run_sync`` and ``asyncio.to_thread`` (idempotent, reversible)."""
+    """Wrap ``anyio.to_thread.run_sync`` and ``asyncio.to_thread`` and turn on request metering
+    (idempotent, reversible)."""
+    global metering
     if _thread_patches:
         return
     to_thread = sys.modules.get("anyio.to_thread")
@@ -264,34 +332,7 @@ def install_thread_hooks() -> None:
     threads_mod = sys.modules.get("asyncio.threads")
     if threads_mod is not None:
         _patch(threads_mod, "to_thread", to_thread_)
-    try:
-        _install_step_accounting()
-    except Exception:
-        pass
-
-
-def _install_step_accounting() -> None:
-    """Charge the CPU of every event-loop step of a tagged task to its request (exact per-request
-    CPU on the loop thread, where requests interleave). Costs a dict lookup per loop callback."""
-    handle_cls = asyncio.events.Handle
-    original_run = handle_cls._run
-    tasks, local, clock = task_tags, _local, _thread_cpu
-
-    task_type = asyncio.Task
-
-    def _run(self: Any) -> None:
-        task = getattr(self._callback, "__self__", None)
-        tag = tasks.get(task) if isinstance(task, task_type) else None
-        if tag is not None:
-            local.open = (tag, clock())
-        original_run(self)
-        seg = getattr(local, "open", None)
-        if seg is not None:  # a request ran (or began) in this step: charge it up to now
-            seg[0].cpu_ns += clock() - seg[1]
-            local.open = None
-
-    _run.__wrapped__ = original_run  # type: ignore[attr-defined]
-    _patch(handle_cls, "_run", _run)
+    metering = True
 
 
 def _patch(obj: Any, name: str, value: Any) -> None:
@@ -300,6 +341,8 @@ def _patch(obj: Any, name: str, value: Any) -> None:
 
 
 def uninstall_thread_hooks() -> None:
+    global metering
+    metering = False
     while _thread_patches:
         obj, name, original = _thread_patches.pop()
         setattr(obj, name, original)
@@ -312,5 +355,4 @@ def reset() -> None:
     task_tags.clear()
     thread_tags.clear()
     loops.clear()
-    _local.open = None
     serving = False

@@ -67,7 +67,7 @@ def _wrap_handle_request(original: Callable[..., Any]) -> Callable[..., Any]:
             pass
         error: Optional[str] = None
         try:
-            return await original(self, message, req, *args, **kwargs)
+            return await context.metered(original(self, message, req, *args, **kwargs), tag)
         except BaseException as exc:
             error = _exception_kind(exc)
             raise

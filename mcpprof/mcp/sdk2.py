@@ -46,7 +46,7 @@ class ProfilingMiddleware:
             return await call_next(ctx)
         error: Optional[str] = None
         try:
-            result = await call_next(ctx)
+            result = await context.metered(call_next(ctx), tag)
             if method == "tools/call" and _is_tool_error(result):
                 error = "tool_error"
             return result

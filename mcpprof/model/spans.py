@@ -2,12 +2,17 @@
 
 The agent keeps the last :data:`MAX_SPANS` finished requests in a ring and writes them into
 ``profile.extras["requests_spans"]`` (:data:`EXTRA_KEY`); the trace exporter draws them. Older
-profiles, and collectors without the agent, simply lack the key. The stored form is JSON-ready::
+profiles, and collectors without the agent, simply lack the key. The stored form is JSON-ready and
+columnar (about 40 bytes a span, so periodic flushes of a full ring stay cheap)::
 
-    {"version": 1, "total": N, "dropped": N - len(spans),
-     "fields": ["start_ns", "duration_ns", "method", "target", "target_key",
-                "request_id", "session_id", "error", "cpu_ns"],
-     "spans": [[...], ...]}          # oldest first; start_ns is Unix-epoch nanoseconds
+    {"version": 2, "total": N, "dropped": N - len(spans), "base_ns": <epoch ns of the first start>,
+     "names": [[method, target, target_key], ...],     # interned
+     "sessions": ["", "<session id>", ...],             # interned
+     "errors": ["", "<error kind>", ...],               # interned
+     "columns": {"start": [ns after base_ns], "duration": [ns], "name": [index into names],
+                 "request_id": [str], "session": [index], "error": [index], "cpu_ns": [ns]}}
+
+Spans are oldest first. Version 1 (one list per span, ``fields`` naming its items) is still read.
 
 Request and session ids are unbounded values; they live here, in a bounded ring, and never in
 the sample labels. Stdlib only: this runs inside profiled servers.
@@ -21,7 +26,7 @@ from typing import Any, Deque, Dict, List, NamedTuple, Optional
 
 EXTRA_KEY = "requests_spans"
 MAX_SPANS = 10_000
-VERSION = 1
+VERSION = 2
 FIELDS = ("start_ns", "duration_ns", "method", "target", "target_key", "request_id", "session_id",
           "error", "cpu_ns")
 
@@ -43,26 +48,63 @@ class SpanRing:
     carry) and stores it as epoch time, using the offset between the two clocks taken once."""
 
     def __init__(self, maxlen: int = MAX_SPANS):
-        self.spans: Deque[Span] = deque(maxlen=maxlen)
+        self.spans: Deque[tuple] = deque(maxlen=maxlen)  # Span-shaped tuples
         self.total = 0
         self._offset = time.time_ns() - time.perf_counter_ns()
 
     def add(self, perf_start_ns: int, duration_ns: int, method: str, target: str = "", target_key: str = "",
             request_id: str = "", session_id: str = "", error: Optional[str] = None, cpu_ns: int = 0) -> None:
         self.total += 1
-        self.spans.append(Span(perf_start_ns + self._offset, duration_ns, method, target, target_key,
-                               request_id, session_id, error or "", cpu_ns))
+        self.spans.append((perf_start_ns + self._offset, duration_ns, method, target, target_key,
+                           request_id, session_id, error or "", cpu_ns))
 
     def to_extra(self) -> Dict[str, Any]:
-        spans = [list(s) for s in list(self.spans)]
-        return {"version": VERSION, "total": self.total, "dropped": self.total - len(spans),
-                "fields": list(FIELDS), "spans": spans}
+        rows = list(self.spans)
+        extra: Dict[str, Any] = {"version": VERSION, "total": self.total, "dropped": self.total - len(rows)}
+        if not rows:
+            extra.update(base_ns=0, names=[], sessions=[""], errors=[""],
+                         columns={c: [] for c in _COLUMNS})
+            return extra
+        start, duration, method, target, key, request_id, session, error, cpu = zip(*rows)
+        base = start[0]
+        names: Dict[tuple, int] = {}
+        sessions: Dict[str, int] = {"": 0}
+        errors: Dict[str, int] = {"": 0}
+        extra.update(base_ns=base, columns={
+            "start": [t - base for t in start], "duration": list(duration),
+            "name": [names.setdefault(n, len(names)) for n in zip(method, target, key)],
+            "request_id": list(request_id),
+            "session": [sessions.setdefault(x, len(sessions)) for x in session],
+            "error": [errors.setdefault(x, len(errors)) for x in error], "cpu_ns": list(cpu)})
+        extra.update(names=[list(n) for n in names], sessions=list(sessions), errors=list(errors))
+        return extra
+
+
+_COLUMNS = ("start", "duration", "name", "request_id", "session", "error", "cpu_ns")
 
 
 def spans_from_extra(extra: Any) -> List[Span]:
-    """Spans stored by :meth:`SpanRing.to_extra` (an unknown version or shape gives none)."""
-    if not isinstance(extra, dict) or extra.get("version") != VERSION:
+    """Spans stored by :meth:`SpanRing.to_extra`, version 2 or 1 (anything else gives none)."""
+    if not isinstance(extra, dict):
         return []
+    if extra.get("version") == 1:
+        return _spans_v1(extra)
+    if extra.get("version") != VERSION:
+        return []
+    try:
+        cols, base = extra["columns"], int(extra.get("base_ns") or 0)
+        names, sessions, errors = extra["names"], extra["sessions"], extra["errors"]
+        out: List[Span] = []
+        for t, d, n, rid, ses, err, cpu in zip(*(cols[c] for c in _COLUMNS)):
+            method, target, key = names[n]
+            out.append(Span(base + int(t), int(d), str(method), str(target or ""), str(key or ""),
+                            str(rid or ""), str(sessions[ses] or ""), str(errors[err] or ""), int(cpu or 0)))
+        return out
+    except (KeyError, IndexError, TypeError, ValueError):
+        return []
+
+
+def _spans_v1(extra: Dict[str, Any]) -> List[Span]:
     names = list(extra.get("fields") or FIELDS)
     out: List[Span] = []
     for row in extra.get("spans") or []:

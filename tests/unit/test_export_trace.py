@@ -122,6 +122,18 @@ def test_span_ring_is_bounded_and_round_trips():
     assert SpanRing().spans.maxlen == MAX_SPANS
 
 
+def test_span_columns_keep_every_field_and_version_1_is_read():
+    ring = SpanRing(maxlen=10)
+    ring.add(100, 7, "tools/call", "echo", "gen_ai.tool.name", "9", "s1", "tool_error", 55)
+    ring.add(200, 8, "ping")
+    spans = spans_from_extra(json.loads(json.dumps(ring.to_extra())))
+    assert spans[0][1:] == (7, "tools/call", "echo", "gen_ai.tool.name", "9", "s1", "tool_error", 55)
+    assert spans[1].start_ns - spans[0].start_ns == 100 and spans[1][2:] == ("ping", "", "", "", "", "", 0)
+    v1 = {"version": 1, "total": 1, "dropped": 0, "fields": ["start_ns", "duration_ns", "method", "target"],
+          "spans": [[5, 6, "tools/call", "echo"]]}
+    assert spans_from_extra(v1)[0][:4] == (5, 6, "tools/call", "echo")
+
+
 def test_registered():
     exporter = get_exporter("trace")
     assert exporter.render is trace.render and not exporter.binary
