@@ -132,7 +132,8 @@ async def duet(baseline: Target, candidate: Target, workloads: Sequence[Workload
                progress: Optional[Callable[[str, int, int], None]] = None,
                revision_cwds: Tuple[Optional[str], Optional[str]] = (None, None)) -> Dict[str, Any]:
     """Run every workload as a duet and gate it; the whole result document (with ``comparison``)."""
-    doc = results.new_document({**candidate.describe(), "revision": results.git_revision(revision_cwds[1])})
+    doc = results.new_document({**candidate.describe(), "revision": results.git_revision(revision_cwds[1])},
+                               client=candidate.client)
     doc["baseline"] = {"target": {**baseline.describe(), "revision": results.git_revision(revision_cwds[0])},
                        "workloads": []}
     pairs: Dict[Tuple[str, str], Tuple[List[int], List[int]]] = {}

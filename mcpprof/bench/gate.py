@@ -216,6 +216,10 @@ def compare_stored(base_doc: Mapping[str, Any], new_doc: Mapping[str, Any], rule
             out.append(judge_unpaired(wid, step, b_steps[step], n_steps[step], rule))
     if (base_doc.get("environment") or {}).get("machine_id") != (new_doc.get("environment") or {}).get("machine_id"):
         warnings.append("the two files come from different machines: the comparison says little")
+    clients = (base_doc.get("client") or "lean", new_doc.get("client") or "lean")
+    if clients[0] != clients[1]:
+        warnings.append(f"the baseline was driven by the {clients[0]} client and the candidate by the {clients[1]} "
+                        "client: latencies include the client's own cost, so the change may be the client's")
     return {"mode": "stored", "baseline_ref": baseline_ref, "rule": rule.to_dict(), "results": out,
             "warnings": warnings, "exit_code": exit_code([r["verdict"] for r in out])}
 

@@ -18,7 +18,8 @@ Both protocol eras:
 
 Answers may be JSON (``application/json``) or SSE-framed (``text/event-stream``, chunked): SSE
 events are parsed as they arrive, so a call's latency ends at its response event, and server
-notifications before it are counted. Errors are :class:`~.client.CallError` by kind.
+notifications before it are counted (the parser is :mod:`.http_conn`). Errors are
+:class:`~.rpc.CallError` by kind.
 """
 
 from __future__ import annotations
@@ -29,20 +30,19 @@ import json
 import re
 import ssl
 import time
-from collections import Counter, deque
+from collections import deque
 from typing import Any, Mapping, Optional
 from urllib.parse import urlsplit
 
 from .._version import __version__
 from ..errors import TargetError
-from .client import DEFAULT_TIMEOUT, PROTOCOL_VERSION, CallError, ReplyTarget, _tool_error_text
+from .http_conn import _Conn
+from .rpc import DEFAULT_TIMEOUT, PROTOCOL_VERSION, CallError, ReplyTarget, RpcClient
 
 MODERN_VERSION = "2026-07-28"
 PROTOCOLS = ("auto", "legacy", "modern")
 _NAME_BEARING = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
 _HEADER_SAFE = re.compile(r"^[\x20-\x7e]*$")
-_SWEEP_INTERVAL = 0.02
-_monotonic = time.monotonic
 
 
 def header_value(value: str) -> str:
@@ -52,136 +52,7 @@ def header_value(value: str) -> str:
     return f"=?base64?{base64.b64encode(value.encode()).decode()}?="
 
 
-class _Conn(asyncio.Protocol):
-    """One keep-alive HTTP/1.1 connection: writes a request, parses one response at a time."""
-
-    def __init__(self, client: "HttpClient"):
-        self.client = client
-        self.transport: Optional[asyncio.Transport] = None
-        self.rid: Any = None  # the JSON-RPC id in flight (None: idle, or a notification)
-        self.busy = False
-        self.buf = b""
-        self._reset()
-
-    def _reset(self) -> None:
-        self.status = 0
-        self.headers: dict[str, str] = {}
-        self.chunked = False
-        self.remaining = -1  # body bytes still expected (Content-Length), -1: not known
-        self.chunk_left = 0
-        self.body = bytearray()
-        self.sse = False
-        self.sse_buf = b""
-        self.answered = False
-        self.in_headers = True
-
-    # -- asyncio callbacks -------------------------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def connection_lost(self, exc: Optional[Exception]) -> None:
-        self.client._conn_lost(self, "the server closed the connection" + (f" ({exc})" if exc else ""))
-
-    def data_received(self, data: bytes) -> None:
-        self.buf += data
-        try:
-            while self.buf and self.busy and self._step():
-                pass
-        except ValueError as exc:
-            self.client._fail_conn(self, f"bad HTTP response: {exc}")
-
-    # -- parsing -----------------------------------------------------------------------------------
-
-    def _step(self) -> bool:
-        """Consume what can be consumed from ``buf``; False when more bytes are needed."""
-        if self.in_headers:
-            end = self.buf.find(b"\r\n\r\n")
-            if end < 0:
-                return False
-            head, self.buf = self.buf[:end].decode("latin-1"), self.buf[end + 4:]
-            lines = head.split("\r\n")
-            parts = lines[0].split(" ", 2)
-            if len(parts) < 2 or not parts[0].startswith("HTTP/"):
-                raise ValueError(lines[0][:80])
-            self.status = int(parts[1])
-            for line in lines[1:]:
-                k, _, v = line.partition(":")
-                self.headers[k.strip().lower()] = v.strip()
-            self.in_headers = False
-            self.chunked = "chunked" in self.headers.get("transfer-encoding", "").lower()
-            self.remaining = int(self.headers.get("content-length", "-1"))
-            self.sse = self.headers.get("content-type", "").startswith("text/event-stream")
-            if not self.chunked and self.remaining <= 0:
-                self._finish()
-            return True
-        if not self.chunked:
-            take = self.buf[:self.remaining]
-            self.buf = self.buf[len(take):]
-            self.remaining -= len(take)
-            self._body(take)
-            if self.remaining == 0:
-                self._finish()
-            return self.remaining == 0
-        if self.chunk_left == 0:
-            end = self.buf.find(b"\r\n")
-            if end < 0:
-                return False
-            size = int(self.buf[:end].split(b";")[0], 16)
-            if size == 0:
-                if len(self.buf) < end + 4:
-                    return False
-                self.buf = self.buf[end + 4:]  # no trailers expected
-                self._finish()
-                return True
-            self.buf, self.chunk_left = self.buf[end + 2:], size + 2  # + CRLF after the data
-            return True
-        take = self.buf[:self.chunk_left]
-        self.buf = self.buf[len(take):]
-        self.chunk_left -= len(take)
-        data = take if self.chunk_left >= 2 else take[:len(take) - (2 - self.chunk_left)]
-        self._body(data)
-        return self.chunk_left == 0
-
-    def _body(self, data: bytes) -> None:
-        if not self.sse:
-            self.body += data
-            return
-        self.sse_buf = (self.sse_buf + data).replace(b"\r\n", b"\n")  # a CR and its LF may come apart
-        while True:
-            end = self.sse_buf.find(b"\n\n")
-            if end < 0:
-                return
-            event, self.sse_buf = self.sse_buf[:end], self.sse_buf[end + 2:]
-            payload = b"\n".join(line[5:].lstrip(b" ") for line in event.split(b"\n") if line.startswith(b"data:"))
-            if payload:
-                self._message(payload)
-
-    def _message(self, payload: bytes) -> None:
-        try:
-            msg = json.loads(payload)
-        except ValueError:
-            self.client.invalid_messages += 1
-            return
-        if isinstance(msg, dict) and "id" in msg and ("result" in msg or "error" in msg):
-            self.answered = True
-            self.client._answer(msg, self.status)
-        elif isinstance(msg, dict) and isinstance(msg.get("method"), str):
-            self.client._server_message(msg)
-        else:
-            self.client.invalid_messages += 1
-
-    def _finish(self) -> None:
-        status, headers, body, rid = self.status, self.headers, bytes(self.body), self.rid
-        if not self.sse and body:
-            self._message(body)
-        keep = headers.get("connection", "").lower() != "close"
-        self._reset()
-        self.busy, self.rid = False, None
-        self.client._done(self, status, headers, body, rid, keep)
-
-
-class HttpClient:
+class HttpClient(RpcClient):
     """Talk MCP to ``url`` (``http://host:port/mcp``) over streamable HTTP; an async context manager."""
 
     def __init__(self, url: str, *, protocol: str = "auto", timeout: float = DEFAULT_TIMEOUT,
@@ -191,6 +62,7 @@ class HttpClient:
             raise TargetError(f"not an http(s) URL: {url!r}")
         if protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {PROTOCOLS}")
+        super().__init__()
         self.url, self.protocol, self.timeout = url, protocol, timeout
         self.host = parts.hostname
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -201,20 +73,14 @@ class HttpClient:
         self.session_id: str | None = None
         self.protocol_version: str | None = None  # negotiated: PROTOCOL_VERSION or MODERN_VERSION
         self.initialize_result: dict[str, Any] | None = None
-        self.notifications: Counter[str] = Counter()
         self.invalid_messages = 0
-        self.late_responses = 0
         self.connections_opened = 0
         self._meta: dict[str, Any] = {}
         self._idle: list[_Conn] = []
         self._conns: set[_Conn] = set()
         self._opening = 0
         self._queue: deque[tuple[bytes, Any]] = deque()
-        self._pending: dict[Any, tuple[ReplyTarget, float, str]] = {}
         self._by_conn: dict[Any, _Conn] = {}
-        self._next_id = 0
-        self._closed_reason: str | None = None
-        self._sweeper: asyncio.Task[None] | None = None
         self._dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
     # -- life cycle --------------------------------------------------------------------------------
@@ -222,14 +88,8 @@ class HttpClient:
     async def start(self) -> "HttpClient":
         conn = await self._open()  # fail early, with a message, when nothing listens
         self._idle.append(conn)
-        self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+        self._start_sweeper()
         return self
-
-    async def __aenter__(self) -> "HttpClient":
-        return await self.start()
-
-    async def __aexit__(self, *exc_info: Any) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """End the session (``DELETE``, legacy era) and close every connection."""
@@ -282,28 +142,15 @@ class HttpClient:
              timeout: float | None = None) -> Any:
         """Send a request without waiting; ``on_reply`` gets the result or a CallError exactly
         once (see :meth:`StdioClient.send`). Returns the request id."""
-        if self._closed_reason is not None:
-            raise CallError("transport", f"{method}: {self._closed_reason}")
-        self._next_id += 1
-        rid = self._next_id
+        rid = self._register(method, on_reply, timeout)
         full = self._params(method, params)
         msg: dict[str, Any] = {"jsonrpc": "2.0", "id": rid, "method": method}
         if full is not None:
             msg["params"] = full
         name = (params or {}).get(_NAME_BEARING[method]) if method in _NAME_BEARING else None
         data = self._request_bytes(method, self._dumps(msg).encode(), name=name)
-        self._pending[rid] = (on_reply, _monotonic() + (self.timeout if timeout is None else timeout), method)
         self._dispatch(data, rid)
         return rid
-
-    async def request(self, method: str, params: Mapping[str, Any] | None = None,
-                      timeout: float | None = None) -> dict[str, Any]:
-        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        rid = self.send(method, params, fut, timeout)
-        try:
-            return await fut
-        finally:
-            self._pending.pop(rid, None)
 
     def notify(self, method: str, params: Mapping[str, Any] | None = None) -> None:
         """Fire-and-forget notification (legacy era; the modern wire has none to send)."""
@@ -317,7 +164,7 @@ class HttpClient:
         conn = await self._open()
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._pending[("raw", id(fut))] = (lambda r, e: fut.done() or (fut.set_exception(e) if e else fut.set_result(r["status"])),  # type: ignore[arg-type]
-                                           _monotonic() + timeout, verb)
+                                           time.monotonic() + timeout, verb)
         conn.busy, conn.rid = True, ("raw", id(fut))
         assert conn.transport is not None
         conn.transport.write(self._request_bytes("", body, verb=verb))
@@ -356,23 +203,6 @@ class HttpClient:
     def server_info(self) -> dict[str, Any]:
         r = self.initialize_result or {}
         return r.get("serverInfo") or (r.get("_meta") or {}).get("io.modelcontextprotocol/serverInfo") or {}
-
-    async def list_tools(self, timeout: float | None = None) -> list[dict[str, Any]]:
-        tools: list[dict[str, Any]] = []
-        cursor = None
-        while True:
-            result = await self.request("tools/list", {"cursor": cursor} if cursor else None, timeout)
-            tools.extend(result.get("tools") or [])
-            cursor = result.get("nextCursor")
-            if not cursor:
-                return tools
-
-    async def call_tool(self, name: str, arguments: Mapping[str, Any] | None = None,
-                        timeout: float | None = None) -> dict[str, Any]:
-        result = await self.request("tools/call", {"name": name, "arguments": dict(arguments or {})}, timeout)
-        if result.get("isError"):
-            raise CallError("tool", f"tools/call {name}: {_tool_error_text(result)}")
-        return result
 
     # -- connection pool ---------------------------------------------------------------------------
 
@@ -435,34 +265,16 @@ class HttpClient:
         else:
             self._drop(conn)
 
-    def _answer(self, msg: dict[str, Any], status: int) -> None:
-        entry = self._pending.pop(msg["id"], None)
-        if entry is None:
-            self.late_responses += 1
-            return
+    def _answer(self, msg: dict[str, Any]) -> None:
         conn = self._by_conn.pop(msg["id"], None)
-        if conn is not None and self.session_id is None:
+        if conn is not None and self.session_id is None and msg["id"] in self._pending:
             sid = conn.headers.get("mcp-session-id")
             if sid:
                 self.session_id = sid
-        error = msg.get("error")
-        if error is None:
-            result = msg["result"]
-            self._deliver(entry[0], result if type(result) is dict else {}, None)
-            return
-        if not isinstance(error, dict):
-            error = {"message": str(error)}
-        self._deliver(entry[0], None, CallError("jsonrpc", f"{entry[2]}: {error.get('message', 'error')}",
-                                                code=error.get("code"), data=error.get("data")))
+        super()._answer(msg)
 
-    def _server_message(self, msg: dict[str, Any]) -> None:
-        if "id" not in msg:
-            self.notifications[msg["method"]] += 1
-            return
-        result: dict[str, Any] = {"result": {}} if msg["method"] == "ping" else {
-            "error": {"code": -32601, "message": f"mcpprof's client does not support {msg['method']}"}}
-        reply = self._dumps({"jsonrpc": "2.0", "id": msg["id"], **result}).encode()
-        self._dispatch(self._request_bytes("", reply), None)
+    def _reply(self, message: dict[str, Any]) -> None:
+        self._dispatch(self._request_bytes("", self._dumps(message).encode()), None)
 
     def _drop(self, conn: _Conn) -> None:
         self._conns.discard(conn)
@@ -484,45 +296,22 @@ class HttpClient:
         else:
             self._drop(conn)
 
-    # -- replies, timeouts, shutdown ---------------------------------------------------------------
+    # -- timeouts, shutdown ---------------------------------------------------------------
 
     def _fail(self, rid: Any, error: CallError) -> None:
-        entry = self._pending.pop(rid, None)
         self._by_conn.pop(rid, None)
-        if entry is not None:
-            self._deliver(entry[0], None, error)
+        super()._fail(rid, error)
 
-    def _deliver(self, target: ReplyTarget, result: dict[str, Any] | None, error: CallError | None) -> None:
-        if isinstance(target, asyncio.Future):
-            if not target.done():
-                target.set_result(result) if error is None else target.set_exception(error)
-            return
-        try:
-            target(result, error)
-        except Exception as exc:
-            asyncio.get_running_loop().call_exception_handler(
-                {"message": "mcpprof HttpClient: reply callback failed", "exception": exc})
-
-    async def _sweep(self) -> None:
-        while self._closed_reason is None:
-            await asyncio.sleep(_SWEEP_INTERVAL)
-            now = _monotonic()
-            for rid in [r for r, (_, deadline, _) in self._pending.items() if deadline <= now]:
-                conn = self._by_conn.get(rid)
-                method = self._pending[rid][2]
-                self._fail(rid, CallError("timeout", f"{method}: no answer in time (request id {rid})"))
-                if conn is not None:  # its answer may still come: never reuse that connection
-                    conn.busy, conn.rid = False, None
-                    self._drop(conn)
+    def _timed_out(self, rid: Any, method: str) -> None:
+        conn = self._by_conn.get(rid)
+        super()._timed_out(rid, method)
+        if conn is not None:  # its answer may still come: never reuse that connection
+            conn.busy, conn.rid = False, None
+            self._drop(conn)
 
     def _lost(self, reason: str) -> None:
-        if self._closed_reason is None:
-            self._closed_reason = reason
-        if self._sweeper is not None:
-            self._sweeper.cancel()
         self._queue.clear()
-        for rid in list(self._pending):
-            self._fail(rid, CallError("transport", f"{self._pending[rid][2]}: {reason} (request id {rid} unanswered)"))
+        super()._lost(reason)
 
 
 __all__ = ["HttpClient", "MODERN_VERSION", "PROTOCOLS", "header_value"]

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from .client import CallError
+from .rpc import CallError, total_errors
 from .drive import Picker
 from .results import latency_stats
 from .workload import TOOLS_CALL, Step
@@ -41,8 +41,6 @@ def due_count(start_ns: int, rate: float, sent: int, now_ns: int, limit: Optiona
     if limit is not None:
         total = min(total, limit)
     return max(0, total - sent)
-
-
 
 
 @dataclass
@@ -93,11 +91,7 @@ class Tally:
         return [v for t in self.per_step for v in t.latencies_ns]
 
     def errors(self) -> Dict[str, int]:
-        total: Dict[str, int] = {}
-        for t in self.per_step:
-            for kind, n in t.errors.items():
-                total[kind] = total.get(kind, 0) + n
-        return total
+        return total_errors(t.errors for t in self.per_step)
 
 
 async def open_loop(client: Any, tally: Tally, rate: float, requests: Optional[int], seconds: Optional[float],

@@ -8,7 +8,7 @@ Schema ``mcpprof.bench/1`` (one JSON object per ``mcpprof bench`` / ``compare`` 
                      "mcp_sdk", "load1_start", "load1_end"},
      "target": {"transport": "stdio|http", "command": [...] | null, "url": str | null,
                 "protocol": "legacy|modern", "server_info": {...}, "revision": {"describe", "commit", "dirty"}},
-     "client": "lean|sdk",
+     "client": "lean|sdk",                       # who sent the calls: mcpprof's lean clients or the MCP SDK's
      "workloads": [{
          "workload_id": "tool-simple",            # the stable key baseline and comparer join on
          "description": str, "mode": "closed|open|churn",
@@ -28,6 +28,8 @@ Schema ``mcpprof.bench/1`` (one JSON object per ``mcpprof bench`` / ``compare`` 
      "baseline": {"target": {...}, "workloads": [...]},   # duet only: the other side, same shapes
      "profiles": {"<side>": ["path.mcpprof", ...]},         # when the run also profiled
      "memory": {...},                                       # bench --memory: mcpprof.bench.sessions' report
+                                                            # (HTTP: per_session, retained_per_closed_session_bytes,
+                                                            # verdict, definitions; stdio: per_process_median)
      "comparison": {"mode": "duet|stored", "baseline_ref": str, "rule": {...},
                     "results": [{"workload_id", "step_id", "ratio", "ci95", "p", "runs",
                                  "spread", "verdict", "reason"}],
@@ -55,6 +57,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 from .._version import __version__
 from ..errors import UsageError
+from .jsonfile import read_json
 
 SCHEMA = "mcpprof.bench/1"
 PERCENTILES = (("p50", 50), ("p90", 90), ("p95", 95), ("p99", 99))
@@ -174,8 +177,11 @@ def finish_document(doc: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def write(doc: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
-    """Write atomically (a reader never sees half a file)."""
+    """Write atomically (a reader never sees half a file); never over anything but a regular file
+    (an atomic replace of ``/dev/null`` would replace the device)."""
     p = Path(path)
+    if p.exists() and not p.is_file():
+        raise UsageError(f"{p} exists and is not a regular file; give a file path for the result")
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(f".{p.name}.tmp")
     tmp.write_text(json.dumps(doc, indent=1) + "\n")
@@ -185,14 +191,7 @@ def write(doc: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
 def load(path: str | os.PathLike[str]) -> Dict[str, Any]:
     """Read and check a result file; UsageError with one line on anything wrong."""
     p = Path(path)
-    try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"result file {p} does not exist") from None
-    except IsADirectoryError:
-        raise UsageError(f"result file {p} is a directory") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"result file {p} is not JSON: {exc}") from None
+    doc = read_json(p, "result file")
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         found = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
         raise UsageError(f"{p} is not an mcpprof bench result (schema {found!r}, expected {SCHEMA!r})")

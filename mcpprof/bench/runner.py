@@ -27,6 +27,7 @@ from . import results
 from .client import CallError, StdioClient
 from .http_client import HttpClient
 from .openloop import Tally, open_loop
+from .sdk_client import SdkClient
 from .workload import Target, Workload, check_against_server
 
 _clock = time.perf_counter_ns
@@ -125,17 +126,21 @@ def server_env(target: Target, profile_dir: Optional[str]) -> Dict[str, str]:
 
 async def start_server(target: Target, sessions: int = 1, timeout: float = 30.0,
                        profile_dir: Optional[str] = None, stderr: Any = subprocess.DEVNULL) -> Server:
-    """Start (or reach) the target and open ``sessions`` initialized sessions."""
+    """Start (or reach) the target and open ``sessions`` initialized sessions, with mcpprof's lean
+    clients or, when ``target.client`` is ``sdk``, the official SDK client."""
     env = server_env(target, profile_dir)
     srv = Server([], [], "legacy", {})
     try:
         if target.url is None:
             for _ in range(sessions):
-                c = StdioClient(target.command or [], env=env, cwd=target.cwd, stderr=stderr, timeout=timeout)
+                c = (StdioClient(target.command or [], env=env, cwd=target.cwd, stderr=stderr, timeout=timeout)
+                     if target.client != "sdk" else SdkClient(target.command, env=env, cwd=target.cwd, stderr=stderr,
+                                                              timeout=timeout, protocol=target.protocol))
                 await c.start()
                 srv.closers.append(c.aclose)
                 srv.clients.append(c)
-                srv.pids.append(c.pid or 0)
+                if c.pid:  # the SDK client's server may not be found: measure nothing rather than pid 0
+                    srv.pids.append(c.pid)
         else:
             if target.command:
                 try:
@@ -148,7 +153,8 @@ async def start_server(target: Target, sessions: int = 1, timeout: float = 30.0,
                 await asyncio.get_running_loop().run_in_executor(None, _wait_port, target.url, proc,
                                                                  target.ready_timeout)
             for _ in range(sessions):
-                c = HttpClient(target.url, protocol=target.protocol, timeout=timeout)
+                c = (HttpClient(target.url, protocol=target.protocol, timeout=timeout) if target.client != "sdk"
+                     else SdkClient(url=target.url, timeout=timeout, protocol=target.protocol))
                 await c.start()
                 srv.closers.append(c.aclose)
                 srv.clients.append(c)
@@ -372,7 +378,8 @@ async def bench(target: Target, workloads: Sequence[Workload], *, runs: Optional
                 profile_dir: Optional[str] = None, progress: Optional[Progress] = None,
                 revision_cwd: Optional[str] = None) -> Dict[str, Any]:
     """Run every workload; the whole result document."""
-    doc = results.new_document({**target.describe(), "revision": results.git_revision(revision_cwd)})
+    doc = results.new_document({**target.describe(), "revision": results.git_revision(revision_cwd)},
+                               client=target.client)
     for workload in workloads:
         entry, facts = await run_workload(target, workload, runs=runs, seed=seed, profile_dir=profile_dir,
                                           progress=progress)

@@ -6,6 +6,7 @@ A workload file::
     command = "python -m my_server"          # a string (split like a shell) or an array
     # url = "http://127.0.0.1:8000/mcp"      # streamable HTTP; with command: start it, then connect
     protocol = "auto"                        # HTTP: auto | legacy | modern
+    # client = "sdk"                         # drive it through the official SDK client (default lean)
     env = { LOG_LEVEL = "warning" }
 
     [defaults]                    # optional: applies to every workload below
@@ -51,7 +52,8 @@ TOOLS_CALL, RESOURCES_READ, PROMPTS_GET = "tools/call", "resources/read", "promp
 MODES = ("closed", "open", "churn")
 FIRST = "*"  # a step target meaning "the first one the server lists"
 _PLACEHOLDER = re.compile(r"\{(i|run|rand|x\*(\d+))\}")
-_TARGET_KEYS = {"command", "url", "protocol", "env", "cwd", "ready_timeout", "transport"}
+_TARGET_KEYS = {"command", "url", "protocol", "env", "cwd", "ready_timeout", "transport", "client"}
+CLIENTS = ("lean", "sdk")
 _WORKLOAD_KEYS = {"name", "description", "concurrency", "rate", "requests", "duration", "warmup", "runs",
                   "timeout", "steps", "step", "mode", "sessions"}
 _STEP_KEYS = {"method", "tool", "uri", "prompt", "arguments", "params", "weight"}
@@ -132,6 +134,7 @@ class Target:
     env: Dict[str, str] = field(default_factory=dict)
     cwd: Optional[str] = None
     ready_timeout: float = 30.0
+    client: str = "lean"  # lean: mcpprof's clients; sdk: the official SDK's ClientSession
 
     @property
     def transport(self) -> str:
@@ -296,7 +299,10 @@ def parse_target(raw: Any, where: str) -> Target:
     env = raw.get("env", {})
     if not isinstance(env, Mapping) or not all(isinstance(v, str) for v in env.values()):
         raise _fail(where, "target env must be a table of strings")
-    return Target(command=command, url=url, protocol=protocol, env=dict(env), cwd=raw.get("cwd"),
+    client = raw.get("client", "lean")
+    if client not in CLIENTS:
+        raise _fail(where, f"target client must be lean or sdk, got {client!r}")
+    return Target(command=command, url=url, protocol=protocol, env=dict(env), cwd=raw.get("cwd"), client=client,
                   ready_timeout=float(_number(raw.get("ready_timeout", 30.0), where, "ready_timeout", strict=True)))
 
 
@@ -368,4 +374,4 @@ def command_target(command: Sequence[str], url: Optional[str] = None, protocol: 
 
 
 __all__ = ["Step", "Workload", "Target", "WorkloadFile", "parse_text", "load_file", "check_against_server",
-           "command_target", "TOOLS_CALL", "RESOURCES_READ", "PROMPTS_GET", "FIRST", "MODES"]
+           "command_target", "CLIENTS", "TOOLS_CALL", "RESOURCES_READ", "PROMPTS_GET", "FIRST", "MODES"]

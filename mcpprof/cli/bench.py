@@ -22,6 +22,9 @@ COMMON = [
     click.option("--url", default=None, help="Streamable HTTP endpoint (with a COMMAND: start it, then connect)."),
     click.option("--protocol", type=click.Choice(["auto", "legacy", "modern"]), default=None,
                  help="HTTP protocol era (default auto: server/discover, else initialize)."),
+    click.option("--client", type=click.Choice(["lean", "sdk"]), default=None,
+                 help="Who sends the calls: mcpprof's lean client (default) or the official MCP SDK client "
+                      "(conformance; it costs the machine 6-18x more CPU per call). Recorded in the result."),
     click.option("--runs", type=click.IntRange(1, 1000), default=None, help="Runs per workload."),
     click.option("--requests", type=click.IntRange(1), default=None, help="Measured calls per run."),
     click.option("--duration", type=click.FloatRange(0.01), default=None, help="Seconds per run instead of --requests."),
@@ -67,7 +70,7 @@ def load_workloads(names: Sequence[str], workload_file: Optional[str], tool: Opt
 
 
 def make_target(file_target: Any, command: Sequence[str], url: Optional[str], protocol: Optional[str],
-                default_example: bool = True) -> Any:
+                default_example: bool = True, client: Optional[str] = None) -> Any:
     from ..bench.workload import Target
     from ..jobs.profile import EXAMPLE_COMMAND
     from ..launch.run import resolve_command
@@ -83,6 +86,8 @@ def make_target(file_target: Any, command: Sequence[str], url: Optional[str], pr
                          "after -- or with --url")
     if protocol:
         target = replace(target, protocol=protocol)
+    if client:
+        target = replace(target, client=client)
     return target
 
 
@@ -133,18 +138,79 @@ def print_table(doc: Dict[str, Any]) -> None:
     console.console.print(table)
 
 
+def _kib(n: Any) -> str:
+    return "-" if n is None else f"{n / 1024:,.1f} KiB"
+
+
+def print_memory(report: Dict[str, Any]) -> None:
+    """The memory section: per-session cost, what stays after close, the verdict, the definitions."""
+    from rich.markup import escape
+
+    out = console.info
+    if report.get("transport") == "stdio":
+        med = report.get("per_process_median") or {}
+        out(f"memory per stdio server process ({report['processes']} running): USS {_kib(med.get('uss_bytes'))}, "
+            f"PSS {_kib(med.get('pss_bytes'))}, RSS {_kib(med.get('rss_bytes'))} (median); one more client costs "
+            "about its USS")
+        return
+    cost, kept = report["per_session"], report["retained_per_closed_session_bytes"]
+    counts = report["counts"]
+    out(f"memory per HTTP session ({counts[0]}..{counts[-1]} sessions, idle, connections closed):")
+    for key, label in (("rss_anon_bytes", "anonymous RSS"), ("traced_bytes", "traced bytes")):
+        if key in cost:
+            out(f"  {label:14} {_kib(cost[key]['bytes_per_session'])}/session (R² {cost[key]['r2']:.3f})")
+    if "gc_objects" in cost:
+        out(f"  {'gc objects':14} {cost['gc_objects']['objects_per_session']:,}/session")
+    second = report.get("second_round_traced_bytes_per_session")
+    out(f"  after close:   anonymous RSS {_kib(kept.get('rss_anon_bytes'))}/session retained, traced bytes "
+        f"{_kib(kept.get('traced_bytes'))} (before gc {_kib(kept.get('traced_bytes_before_gc'))}), "
+        f"second round {_kib(second)}")
+    colour = {"leak": "bold red", "leak + allocator retention": "bold red", "allocator retention": "yellow",
+              "returned": "green", "inconclusive": "yellow"}[report["verdict"]]
+    out(f"  verdict: [{colour}]{report['verdict']}[/] ({escape(report['reason'])})")
+    if report.get("leak_bytes_per_session") is not None:
+        out(f"  split:   leak {_kib(report['leak_bytes_per_session'])}/session, one-time "
+            f"{_kib(report['one_time_bytes_per_session'])}, allocator retention "
+            f"{_kib(report['allocator_retention_bytes_per_session'])}/session")
+    for title, rows in (("grew most per open session", report.get("top_growth_sites") or []),
+                        ("kept per session in the second round", report.get("sites_kept_in_second_round") or [])):
+        rows = [r for r in rows[:3] if r["bytes_per_session"] >= 64]
+        if rows:
+            out(f"  {title}: " + ", ".join(f"{escape(r['site'])} {r['bytes_per_session']:,} B" for r in rows))
+    out("  definitions:")
+    for key, text in report["definitions"].items():
+        out(f"    {key}: {escape(text)}")
+
+
+def parse_counts(text: Optional[str]) -> Optional[List[int]]:
+    """``0,25,50`` -> [0, 25, 50]; UsageError on anything else."""
+    if text is None:
+        return None
+    try:
+        counts = sorted({int(x) for x in text.split(",") if x.strip()})
+    except ValueError:
+        counts = []
+    if len(counts) < 2 or counts[0] < 0:
+        raise UsageError(f"--memory-counts takes two or more session counts >= 0 separated by commas, got {text!r}")
+    return counts
+
+
 @click.command("bench", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @common_options
 @click.option("--concurrency", "-c", type=click.IntRange(1, 4096), default=None, help="Calls in flight (closed loop).")
 @click.option("--rate", type=float, default=None, help="Open loop: calls per second (latency from the schedule).")
 @click.option("--list", "list_only", is_flag=True, help="List the built-in workloads and exit.")
-@click.option("--memory", is_flag=True, help="Also measure memory per HTTP session (slope) or per stdio process.")
+@click.option("--memory", is_flag=True,
+              help="Also measure memory per HTTP session (slope; what stays after close: leak or allocator "
+                   "retention) or per stdio process.")
+@click.option("--memory-counts", default=None, metavar="N,N,...",
+              help="--memory over HTTP: the open-session counts read (default 0,25,50,100,200).")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def bench_cmd(names: Tuple[str, ...], workload_file: Optional[str], tool: Optional[str], url: Optional[str],
-              protocol: Optional[str], runs: Optional[int], requests: Optional[int], duration: Optional[float],
-              warmup: Optional[int], seed: int, out: Optional[str], force: bool, profile_dir: Optional[str],
+              protocol: Optional[str], client: Optional[str], runs: Optional[int], requests: Optional[int],
+              duration: Optional[float], warmup: Optional[int], seed: int, out: Optional[str], force: bool, profile_dir: Optional[str],
               as_json: bool, concurrency: Optional[int], rate: Optional[float], list_only: bool, memory: bool,
-              command: Tuple[str, ...]) -> int:
+              memory_counts: Optional[str], command: Tuple[str, ...]) -> int:
     """Benchmark an MCP server: run workloads against COMMAND (after --; stdio, or HTTP with
     --url) or the bundled example server, and write a result file.
 
@@ -162,6 +228,9 @@ def bench_cmd(names: Tuple[str, ...], workload_file: Optional[str], tool: Option
         for name in catalogue.NAMES:
             console.info(f"{name:16} {get(name).description}")
         return 0
+    counts = parse_counts(memory_counts)
+    if counts is not None and not memory:
+        raise UsageError("--memory-counts goes with --memory")
     if rate is not None and rate <= 0:
         raise UsageError(f"--rate must be a number > 0 calls/s, got {rate:g}")
     extra: Dict[str, Any] = {}
@@ -170,16 +239,20 @@ def bench_cmd(names: Tuple[str, ...], workload_file: Optional[str], tool: Option
     if rate is not None:
         extra.update(rate=rate, mode="open")
     file_target, workloads = load_workloads(names, workload_file, tool, runs, requests, duration, warmup, extra)
-    target = make_target(file_target, command, url, protocol, default_example=workload_file is None)
+    target = make_target(file_target, command, url, protocol, default_example=workload_file is None, client=client)
+    if memory and target.url and not target.command:
+        raise UsageError("--memory over HTTP needs the server's command after -- (mcpprof starts it to read its "
+                         "memory), not only --url")
     path = out_path(out, force)
-    console.info(f"mcpprof bench: {len(workloads)} workload(s) against {' '.join(target.command or []) or target.url}")
+    console.info(f"mcpprof bench: {len(workloads)} workload(s) against {' '.join(target.command or []) or target.url}"
+                 + (" through the MCP SDK client" if target.client == "sdk" else ""))
     doc = asyncio.run(runner.bench(target, workloads, seed=seed, profile_dir=profile_dir,
                                    progress=progress_printer(as_json)))
     if memory:
         from ..bench.sessions import session_memory
 
         console.info("  measuring memory per session / process")
-        doc["memory"] = session_memory(target)
+        doc["memory"] = session_memory(target, counts)
     results.write(doc, path)
     if as_json:
         from .output import print_json
@@ -187,5 +260,7 @@ def bench_cmd(names: Tuple[str, ...], workload_file: Optional[str], tool: Option
         print_json(doc)
     else:
         print_table(doc)
+        if memory:
+            print_memory(doc["memory"])
     console.info(f"wrote {path}")
     return 0

@@ -65,7 +65,8 @@ def _rule(mode: str, threshold: float, alpha: float, min_runs: Optional[int]) ->
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def compare_cmd(duet: bool, baseline_cmd: Optional[str], baseline_url: Optional[str], threshold: float, alpha: float,
                 min_runs: Optional[int], names: Tuple[str, ...], workload_file: Optional[str], tool: Optional[str],
-                url: Optional[str], protocol: Optional[str], runs: Optional[int], requests: Optional[int],
+                url: Optional[str], protocol: Optional[str], client: Optional[str], runs: Optional[int],
+                requests: Optional[int],
                 duration: Optional[float], warmup: Optional[int], seed: int, out: Optional[str], force: bool,
                 profile_dir: Optional[str], as_json: bool, args: Tuple[str, ...]) -> int:
     """Did the candidate get slower? Two forms:
@@ -85,6 +86,8 @@ def compare_cmd(duet: bool, baseline_cmd: Optional[str], baseline_url: Optional[
     if not duet:
         if baseline_cmd or baseline_url:
             raise UsageError("--baseline/--baseline-url go with --duet")
+        if client:
+            raise UsageError("--client goes with --duet (a stored result records the client that made it)")
         if len(args) != 2:
             raise UsageError("give two result files (mcpprof compare BASE.json NEW.json) or use --duet")
         from .baseline import resolve_pointer
@@ -104,9 +107,9 @@ def compare_cmd(duet: bool, baseline_cmd: Optional[str], baseline_url: Optional[
             raise UsageError("--duet needs --baseline COMMAND (or --baseline-url)")
         file_target, workloads = load_workloads(names or (() if workload_file else ("tool-simple",)), workload_file,
                                                 tool, None, requests, duration, warmup)
-        candidate = make_target(file_target, list(args), url, protocol, default_example=False)
+        candidate = make_target(file_target, list(args), url, protocol, default_example=False, client=client)
         baseline = Target(command=shlex.split(baseline_cmd) if baseline_cmd else None, url=baseline_url,
-                          protocol=candidate.protocol, env=dict(candidate.env))
+                          protocol=candidate.protocol, env=dict(candidate.env), client=candidate.client)
         k = runs or 7
         dirs = None
         if profile_dir:

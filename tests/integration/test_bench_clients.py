@@ -194,3 +194,91 @@ def test_http_parser_chunked_sse_at_any_split(split):
 
     asyncio.run(main())
     assert got == [({"ok": True}, None)]
+
+
+# -- the official SDK client (``mcpprof bench --client sdk``) ----------------------------------------
+
+SDK_N = 300
+
+
+def _workloads():
+    from mcpprof.bench.workload import Workload
+
+    steps = [Step("tools/call", "echo", {"text": "n {i}"}, weight=3), Step("tools/list"),
+             Step("resources/read", "example://config"), Step("prompts/get", "greet", {"name": "x"})]
+    return [Workload("closed", steps, concurrency=16, requests=SDK_N, warmup=5, runs=1),
+            Workload("open", steps, rate=400.0, requests=SDK_N // 2, warmup=5, runs=1)]
+
+
+def _check_every_call_answered(doc, client: str) -> None:
+    assert doc["client"] == client
+    assert [w["workload_id"] for w in doc["workloads"]] == ["closed", "open"]
+    for w, n in zip(doc["workloads"], (SDK_N, SDK_N // 2)):
+        run = w["per_run"][0]
+        assert run["calls"] == run["ok"] == n, run["errors"]
+        assert set(run["steps"]) == {"tools/call echo", "tools/list", "resources/read example://config",
+                                     "prompts/get greet"}
+        assert run["server_cpu_ns_per_req"] and run["server_cpu_source"] in ("clock", "psutil")
+
+
+def test_sdk_client_stdio_every_call_answered_and_recorded():
+    from mcpprof.bench.runner import bench
+    from mcpprof.bench.workload import Target
+
+    doc = asyncio.run(bench(Target(command=EXAMPLE, env=ENV, client="sdk"), _workloads()))
+    _check_every_call_answered(doc, "sdk")
+    lean = asyncio.run(bench(Target(command=EXAMPLE, env=ENV), _workloads()[:1]))
+    assert lean["client"] == "lean"
+
+
+@pytest.mark.parametrize("protocol", ["legacy", "auto"])
+def test_sdk_client_http_every_call_answered_and_recorded(protocol):
+    from mcpprof.bench.runner import bench
+    from mcpprof.bench.workload import Target
+
+    port = free_port()
+    target = Target(command=EXAMPLE + ["--transport", "http", "--port", str(port)], env=ENV,
+                    url=f"http://127.0.0.1:{port}/mcp", protocol=protocol, client="sdk")
+    doc = asyncio.run(bench(target, _workloads()))
+    _check_every_call_answered(doc, "sdk")
+    assert doc["target"]["protocol"] == ("legacy" if protocol == "legacy" else "modern")
+    assert doc["target"]["server_info"]["name"] == "mcpprof-example"
+
+
+@pytest.mark.parametrize("transport", ["stdio", "http"])
+def test_sdk_client_errors_by_kind(transport):
+    from mcpprof.bench.sdk_client import SdkClient
+
+    async def main() -> None:
+        proc = None
+        if transport == "stdio":
+            client = SdkClient(EXAMPLE, env=ENV, stderr=subprocess.DEVNULL, timeout=5.0, protocol="legacy")
+        else:
+            url, proc = start_http("sse")
+            client = SdkClient(url=url, timeout=5.0, protocol="legacy")
+        async with client:
+            await client.initialize()
+            assert (await client.call_tool("echo", {"text": "hi"}))["content"][0]["text"] == "hi"
+            with pytest.raises(CallError) as info:
+                await client.request("no/such/method", {})
+            assert info.value.kind == "jsonrpc"
+            with pytest.raises(CallError) as info:
+                await client.call_tool("fib_task", {"n": "not a number"})
+            assert info.value.kind == "tool"
+            with pytest.raises(CallError) as info:
+                await client.call_tool("sleep_io", {"ms": 3000}, timeout=0.2)
+            assert info.value.kind == "timeout"
+            got = []
+            client.send("tools/call", {"name": "echo", "arguments": {}}, lambda r, e: got.append((r, e)))
+            await asyncio.sleep(0.5)
+            assert got == [({}, None)]
+            if proc is not None:
+                proc.kill()
+                proc.wait()
+            else:
+                os.kill(client.pid, 9)
+            with pytest.raises(CallError) as info:
+                await client.call_tool("echo", {"text": "x"})
+            assert info.value.kind == "transport"
+
+    asyncio.run(main())

@@ -140,6 +140,14 @@ def test_compare_stored_warns_and_joins_on_ids():
                             Rule(mode="stored", min_runs=10))
     assert c["exit_code"] == 0 and c["results"][0]["verdict"] == "ok"
     assert any("drift" in w for w in c["warnings"]) and any("different machines" in w for w in c["warnings"])
+    assert not any("client" in w for w in c["warnings"])
+
+
+def test_compare_stored_warns_when_the_clients_differ():
+    base = [1000 + i for i in range(10)]
+    c = gate.compare_stored(doc({"tools/call echo": base}), {**doc({"tools/call echo": base}), "client": "sdk"},
+                            Rule(mode="stored", min_runs=10))
+    assert any("lean client" in w and "sdk client" in w for w in c["warnings"])
 
 
 def test_noisy_but_clear_regression_still_regresses():
