@@ -22,7 +22,7 @@ def python() -> str:
 HEAVY_FILES = frozenset({
     "test_frameworks.py", "test_notebooks.py", "test_leaks.py", "test_memory.py", "test_memory_memray.py",
     "test_bench_gate.py", "test_bench_locust.py", "test_bench_sessions.py", "test_bench_clients.py",
-    "test_backends.py", "test_attach.py", "test_attach_merge.py", "test_docs.py",
+    "test_backends.py", "test_attach.py", "test_attach_merge.py", "test_attach_frameworks.py", "test_docs.py",
 })
 
 

@@ -14,6 +14,13 @@ live bytes and counts per allocation traceback, RSS, gc objects. For each alloca
 * ``inconclusive``: growth in some of the last windows but neither steady nor clearly falling.
 * ``no leak``: no site grew by ``min_rate`` per call in the last windows.
 
+Only a site whose traceback holds a frame of the *server's own code* can make a ``leak``: growth
+whose every kept frame is in a library (the SDK, pydantic, the standard library, mcpprof itself) is
+per-request bookkeeping of the framework or of the profiler (the agent keeps the last requests'
+spans, each holding the tool name the SDK's JSON parser allocated), or a large library cache still
+filling; steady for hundreds of calls, yet not the tool's. It is reported as ``inconclusive`` with
+the site, never as a leak. The job passes ``is_library`` (the frame test the attribution uses).
+
 Memory the allocator keeps after objects are freed raises RSS but not the live bytes a site holds,
 so it never makes a site grow; the evidence reports RSS beside live bytes to show the difference.
 """
@@ -21,7 +28,7 @@ so it never makes a site grow; the evidence reports RSS beside live bytes to sho
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..model import labels as L
 from ..model.profile import INUSE_OBJECTS, INUSE_SPACE, Frame, Profile, ProfileBuilder
@@ -51,6 +58,7 @@ class Site:
     stack: List[str] = field(default_factory=list)  # root first, "function (file:line)"
     bytes: List[int] = field(default_factory=list)
     counts: List[int] = field(default_factory=list)
+    own: bool = True  # a frame of the server's own code is on the traceback (not only libraries)
 
     @property
     def where(self) -> str:
@@ -92,9 +100,11 @@ class ToolResult:
         return d
 
 
-def _site_series(readings: Sequence[Dict[str, Any]], function_at: Any = None) -> Dict[Tuple[str, int], Site]:
+def _site_series(readings: Sequence[Dict[str, Any]], function_at: Any = None,
+                 is_library: Optional[Callable[[str], bool]] = None) -> Dict[Tuple[str, int], Site]:
     """Sum every reading's tracebacks by site (innermost frame in a real file); keep the biggest
-    traceback as the stack."""
+    traceback as the stack. With ``is_library``, a site is ``own`` when any of its tracebacks
+    holds a frame of a file that is not a library's."""
     sites: Dict[Tuple[str, int], Site] = {}
     n = len(readings)
     best: Dict[Tuple[str, int], Tuple[int, list]] = {}
@@ -106,7 +116,10 @@ def _site_series(readings: Sequence[Dict[str, Any]], function_at: Any = None) ->
             key = (str(real[0]), int(real[1]))
             site = sites.get(key)
             if site is None:
-                site = sites[key] = Site(key[0], key[1], bytes=[0] * n, counts=[0] * n)
+                site = sites[key] = Site(key[0], key[1], bytes=[0] * n, counts=[0] * n,
+                                         own=is_library is None)
+            if not site.own and is_library is not None:
+                site.own = any(not is_library(str(f[0])) for f in frames)
             site.bytes[k] += int(size)
             site.counts[k] += int(count)
             if k == n - 1 and size > best.get(key, (-1, []))[0]:
@@ -119,10 +132,10 @@ def _site_series(readings: Sequence[Dict[str, Any]], function_at: Any = None) ->
     return sites
 
 
-def _classify(rates: Sequence[float], total: int, rules: Rules) -> str:
+def _classify(rates: Sequence[float], total: int, rules: Rules, own: bool = True) -> str:
     last = list(rates[-rules.confirm:])
     if len(last) >= rules.confirm and min(last) >= rules.min_rate and min(last) >= rules.steady * max(last):
-        return LEAK
+        return LEAK if own else INCONCLUSIVE  # library-only growth: see the module docstring
     peak = max(rates) if rates else 0.0
     if peak >= rules.min_rate and total >= rules.min_total and rates[-1] < rules.falling * peak:
         return FILLING
@@ -132,8 +145,10 @@ def _classify(rates: Sequence[float], total: int, rules: Rules) -> str:
 
 
 def analyse_tool(tool: str, readings: Sequence[Dict[str, Any]], windows: Sequence[int],
-                 rules: Optional[Rules] = None, function_at: Any = None) -> ToolResult:
-    """Judge one tool from ``readings`` (baseline first, then one per window of ``windows`` calls)."""
+                 rules: Optional[Rules] = None, function_at: Any = None,
+                 is_library: Optional[Callable[[str], bool]] = None) -> ToolResult:
+    """Judge one tool from ``readings`` (baseline first, then one per window of ``windows`` calls).
+    ``is_library(file)``: True for files that are not the server's own code (None: every file is)."""
     rules = rules or Rules()
     windows = list(windows)[: max(0, len(readings) - 1)]
     result = ToolResult(tool, NO_LEAK, windows, traced=[int(r.get("traced", 0)) for r in readings],
@@ -142,13 +157,13 @@ def analyse_tool(tool: str, readings: Sequence[Dict[str, Any]], windows: Sequenc
         result.verdict = INCONCLUSIVE
         result.evidence.append("no window was measured")
         return result
-    sites = _site_series(readings, function_at)
+    sites = _site_series(readings, function_at, is_library)
     result.live = [sum(s.bytes[k] for s in sites.values()) for k in range(len(readings))]
     order = {LEAK: 0, FILLING: 1, INCONCLUSIVE: 2, NO_LEAK: 3}
     ranked = []
     for site in sites.values():
         rates = site.rates(windows)
-        verdict = _classify(rates, site.bytes[-1] - site.bytes[0], rules)
+        verdict = _classify(rates, site.bytes[-1] - site.bytes[0], rules, site.own)
         ranked.append((order[verdict], -(site.bytes[-1] - site.bytes[0]), verdict, site, rates))
     ranked.sort(key=lambda t: (t[0], t[1]))
     verdict, site, rates = (ranked[0][2], ranked[0][3], ranked[0][4]) if ranked else (NO_LEAK, None, [])
@@ -183,6 +198,11 @@ def _evidence(r: ToolResult, site: Optional[Site], rates: Sequence[float], rules
     elif r.verdict == FILLING:
         out.append("the growth rate fell from window to window: a bounded structure (cache, pool) filling, "
                    "not a leak; call more to see it level off")
+    elif r.verdict == INCONCLUSIVE and site is not None and not site.own and \
+            _classify(rates, site.bytes[-1] - site.bytes[0], rules) == LEAK:
+        out.append("steady growth, but only library frames on its traceback (none of the server's code): "
+                   "per-request records the framework or the profiler keeps, or a library cache still "
+                   "filling - not called a leak; call more (--windows) or keep more frames (--frames)")
     elif r.verdict == INCONCLUSIVE:
         out.append("growth in some of the last windows, neither steady nor falling; call more (--windows)")
     else:

@@ -7,6 +7,7 @@ import time
 from typing import Any, Dict, Optional
 
 import click
+from rich.markup import escape
 
 from ..errors import UsageError
 from . import console
@@ -54,8 +55,7 @@ def attach_cmd(pid: int, seconds: float, mode: str, rate: Optional[float], clock
       mcpprof attach 4242 --seconds 30
       mcpprof attach 4242 --mode exact -o exact.html
     """
-    from ..analyse.summary import format_table, summarize
-    from ..launch.attach import profile_pid
+    from ..launch.attach import profile_pid  # the table's modules load after recording has begun
 
     out = output or f"mcpprof-{pid}-{time.strftime('%Y%m%d-%H%M%S')}.mcpprof"
     if os.path.exists(out) and not force:
@@ -65,12 +65,14 @@ def attach_cmd(pid: int, seconds: float, mode: str, rate: Optional[float], clock
     def started(info: Dict[str, Any]) -> None:
         how = "through its mcpprof agent" if info.get("via") == "agent" else "with py-spy from outside"
         console.info(f"mcpprof: recording pid {pid} {how} ({info.get('mode')}) for {seconds:g} s "
-                     f"[started in {time.perf_counter() - t0:.2f} s]")
+                     f"\\[started in {time.perf_counter() - t0:.2f} s]")
 
     profile = profile_pid(pid, seconds, mode, rate_hz=rate, wait=wait_view, clock=clock, on_start=started)
+    from ..analyse.summary import format_table, summarize
+
     console.console.print(format_table(summarize(profile)))
     if profile.metadata.get("limitations"):
-        console.info(f"[yellow]note:[/] {profile.metadata['limitations']}")
+        console.info(f"[yellow]note:[/] {escape(str(profile.metadata['limitations']))}")
     written = [_write(profile, out, force)]
     if wait_view:
         from ..collect.asyncwait import wait_profile

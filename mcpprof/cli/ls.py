@@ -31,6 +31,7 @@ def ls_cmd(as_json: bool) -> None:
     if not servers:
         console.info("no instrumented servers found (start one with `mcpprof run -- <server command>`)")
         return
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table()
@@ -39,9 +40,10 @@ def ls_cmd(as_json: bool) -> None:
     for s in servers:
         info = s.info
         if s.error:
-            table.add_row(str(s.pid), f"[red]{s.error}[/]", "", "", "", "", "")
+            table.add_row(str(s.pid), f"[red]{escape(s.error)}[/]", "", "", "", "", "")
             continue
         fw = ", ".join(f.get("kind", str(f)) if isinstance(f, dict) else str(f) for f in info.get("frameworks") or [])
-        table.add_row(str(s.pid), str(info.get("command", ""))[:80], fw or "-", str(info.get("mode", "")),
+        table.add_row(str(s.pid), escape(str(info.get("command", ""))[:80]), escape(fw or "-"),
+                      str(info.get("mode", "")),
                       _uptime(info.get("uptime_s", 0)), f"{info.get('requests', 0):,}", str(info.get("inflight", 0)))
     console.console.print(table)

@@ -33,8 +33,12 @@ _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RawFrames = Tuple[Tuple[str, int], ...]  # innermost first, as tracemalloc stores them
 
 
+_EXAMPLES_DIR = os.path.join(_PKG_DIR, "examples") + os.sep  # the bundled example server is not mcpprof's own
+
+
 def _own_file(filename: str) -> bool:
-    return (filename.startswith(_PKG_DIR) or filename == tracemalloc.__file__
+    return ((filename.startswith(_PKG_DIR + os.sep) and not filename.startswith(_EXAMPLES_DIR))
+            or filename == tracemalloc.__file__
             or filename.startswith("<frozen importlib") or filename == "<unknown>")
 
 

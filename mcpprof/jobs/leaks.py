@@ -95,6 +95,7 @@ def _growth_profile(readings: Dict[str, List[Dict[str, Any]]], function_at: Any,
 async def _run(job: LeakJob, command: List[str], raw: Path, log: Any, args_by_tool: Dict[str, Dict[str, Any]],
                progress: Optional[Callable[[str, str], None]]) -> Any:
     from ..bench.drive import select_tools
+    from ..collect.toolframes import is_library_file
     from ..collect.tracemalloc_collector import function_at
 
     async with launch(command, raw, log) as srv:
@@ -125,7 +126,7 @@ async def _run(job: LeakJob, command: List[str], raw: Path, log: Any, args_by_to
                         break
                     series.append(await ctl.call("reading"))
                     done.append(n)
-                    result = analyse_tool(tool, series, done, job.rules, function_at)
+                    result = analyse_tool(tool, series, done, job.rules, function_at, is_library_file)
                     if progress is not None:
                         progress(tool, f"{sum(done)} calls: {result.verdict}")
                     if len(done) >= job.rules.confirm and result.verdict in (LEAK, NO_LEAK):

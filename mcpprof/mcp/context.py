@@ -36,7 +36,8 @@ from ..model import labels as L
 
 LabelSet = Tuple[Tuple[str, str], ...]
 _LABEL_CACHE_MAX = 4096
-_label_cache: Dict[Tuple[str, str, str], LabelSet] = {}  # (method, target, key) -> labels (shared tuples)
+#: (method, target, key) -> (labels, method, target): one shared tuple and name strings per name
+_label_cache: Dict[Tuple[str, str, str], Tuple[LabelSet, str, str]] = {}
 
 
 class RequestTag:
@@ -47,23 +48,24 @@ class RequestTag:
 
     def __init__(self, method: str, target: str = "", target_key: str = "", request_id: str = "",
                  session_id: str = "", start_ns: int = 0):
-        self.method = method
-        self.target = target
+        cached = _label_cache.get((method, target, target_key))
+        if cached is None:
+            pairs = [(L.METHOD, method)]
+            if target and target_key:
+                pairs.append((target_key, target))
+            cached = (tuple(sorted(pairs)), method, target)
+            if len(_label_cache) >= _LABEL_CACHE_MAX:
+                _label_cache.clear()
+            _label_cache[(method, target, target_key)] = cached
+        # the cached name strings, not this request's copies: what outlives the request (spans,
+        # tables) then holds one string per name, which a leak check must not see growing
+        self.labels: LabelSet = cached[0]
+        self.method, self.target = cached[1], cached[2]
         self.target_key = target_key
         self.request_id = request_id
         self.session_id = session_id
         self.start_ns = start_ns
         self.cpu_ns = 0  # exact CPU charged to this request (its metered steps + worker threads)
-        labels = _label_cache.get((method, target, target_key))
-        if labels is None:
-            pairs = [(L.METHOD, method)]
-            if target and target_key:
-                pairs.append((target_key, target))
-            labels = tuple(sorted(pairs))
-            if len(_label_cache) >= _LABEL_CACHE_MAX:
-                _label_cache.clear()
-            _label_cache[(method, target, target_key)] = labels
-        self.labels: LabelSet = labels
 
     @property
     def name(self) -> str:
@@ -85,7 +87,11 @@ def tag_for(method: str, params: Any, request_id: Any = None, session_id: Any = 
         elif method.startswith("resources/"):
             uri = get("uri")
             target, key = (str(uri) if uri is not None else ""), L.RESOURCE_URI
-    return RequestTag(method, str(target), key, "" if request_id is None else str(request_id),
+    # a string id is copied here (allocated by mcpprof, not by the server's JSON parser): the span
+    # ring keeps the last ids, and a leak check must not see the parser's strings kept per call
+    rid = "" if request_id is None else (request_id.encode().decode() if isinstance(request_id, str)
+                                         else str(request_id))
+    return RequestTag(method, str(target), key, rid,
                       "" if session_id is None else str(session_id), time.perf_counter_ns())
 
 

@@ -54,3 +54,34 @@ def test_servers_without_a_leak_are_not_flagged(kind: str, tool: str, verdict: s
 @pytest.fixture(scope="module")
 def _results() -> dict:
     return {}
+
+
+LONG_NAME_SERVER = '''
+from mcp.server.mcpserver import MCPServer
+from mcp.types import ToolAnnotations
+
+server = MCPServer("long-name", log_level="WARNING")
+
+
+async def echo_with_a_rather_long_tool_name(text: str = "hello") -> str:
+    return text
+
+
+server.tool(annotations=ToolAnnotations(readOnlyHint=True))(echo_with_a_rather_long_tool_name)
+server.run("stdio")
+'''
+
+
+@pytest.mark.slow
+def test_a_clean_tool_with_a_long_name_is_not_flagged(tmp_path: Path) -> None:
+    """The agent keeps the last requests' spans, each holding the tool-name string the SDK's JSON
+    parser allocated: with a name of 15+ characters that is >= 64 B per call, steady, at a pydantic
+    site. Growth with only library frames on its traceback is never called a leak."""
+    script = tmp_path / "long_name_server.py"
+    script.write_text(LONG_NAME_SERVER)
+    job = LeakJob(command=[sys.executable, str(script)], out_dir=str(tmp_path / "out"))
+    (result,) = run_leak_job(job).results
+    assert result.verdict in ("no leak", "inconclusive"), result.evidence
+    if result.verdict == "inconclusive":
+        assert result.site is not None and not result.site.own
+        assert any("only library frames" in line for line in result.evidence), result.evidence

@@ -60,10 +60,6 @@ def test_explore_profile(tmp_path: Path):
     assert (tmp_path / "explore-report.html").stat().st_size > 20_000
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "unfinished: `mcpprof leaks` against the example server reports a steady <string>:1 site in every tool "
-    "(echo included: 'leak') and ~200 B/call for alloc(keep=4) instead of ~4 KiB; the notebook asserts the "
-    "right verdicts and will pass once the leaks job ignores that site"))
 def test_find_a_leak(tmp_path: Path):
     book = execute("find_a_leak.ipynb", tmp_path)
     tables = rich(book, "text/html")

@@ -59,3 +59,34 @@ def test_growth_profile_holds_only_what_grew() -> None:
     p = leak_profile("leaky", readings(cumulative([300, 300, 300])))
     assert len(p.samples) == 1 and p.samples[0].values[0] == 300 * 35
     assert p.samples[0].label("gen_ai.tool.name") == "leaky"
+
+
+SDK_PARSE = [["/venv/lib/python3.11/site-packages/pydantic/type_adapter.py", 466],
+             ["/venv/lib/python3.11/site-packages/mcp/server/stdio.py", 189]]
+
+
+def _library(path: str) -> bool:
+    return "site-packages/" in path or path.startswith("/lib/")
+
+
+def test_steady_growth_with_only_library_frames_is_never_a_leak() -> None:
+    """What the agent's request spans keep (one tool-name string the SDK's JSON parser allocated per
+    call): steady, yet not the tool's; inconclusive with the site and the reason, not a leak."""
+    series = cumulative([90, 90, 90])
+    reads = [{"traced": b, "rss": 50 << 20, "sites": [[SDK_PARSE, b, b // 90]]} for b in series]
+    r = analyse_tool("echo_with_a_long_name", reads, WINDOWS, is_library=_library)
+    assert r.verdict == INCONCLUSIVE and r.site.where.endswith("type_adapter.py:466")
+    assert r.site.own is False and r.flagged_after is None
+    assert any("only library frames" in line for line in r.evidence)
+    # without the library test every site counts as the server's (the rule as before)
+    assert analyse_tool("echo_with_a_long_name", reads, WINDOWS).verdict == LEAK
+
+
+def test_a_server_frame_anywhere_on_the_traceback_keeps_the_leak() -> None:
+    """A leak made through a library call (``lib.store(...)`` from the tool) is still the tool's."""
+    through_lib = [["/venv/lib/python3.11/site-packages/lib/store.py", 9], ["/srv/tools.py", 42]]
+    series = cumulative([300, 300, 300])
+    reads = [{"traced": b, "rss": 50 << 20, "sites": [[through_lib, b, b // 256], [SDK_PARSE, 5000, 10]]}
+             for b in series]
+    r = analyse_tool("leaky", reads, WINDOWS, is_library=_library)
+    assert r.verdict == LEAK and r.site.own and r.site.where.endswith("store.py:9")
