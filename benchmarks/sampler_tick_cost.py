@@ -6,6 +6,8 @@ Measures the median cost of one ``Sampler.sample_once()`` with 4 threads whose s
 * ``first``  - a fresh sampler: every frame is a cache miss (line numbers computed, frames interned);
 * ``cached`` - a warm sampler, every thread re-walked (its CPU clock moved): cache hits only;
 * ``idle``   - a warm sampler, real per-thread CPU clocks, threads blocked: walks skipped;
+* ``idle-leaf`` - threads waiting on an Event (an idle leaf, as idle workers are): counted on their
+  previous key without even reading their CPU clocks (that CPU is read at their next running sample);
 * ``busy``   - a warm sampler, real CPU clocks, the 4 threads spinning at depth ~40; the benchmark
   sleeps 2 ms before each tick so they run, which also leaves the CPU caches cold as in the real
   sampling thread (``cpu_median_us``, this thread's CPU time, excludes waits for the GIL).
@@ -42,7 +44,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from mcpprof.collect.sampler import Sampler, request_tagger  # noqa: E402
 
 THREADS = 4
-DEPTH = 36  # recursion depth; plus threading bootstrap and Event.wait frames: ~42 per thread
+DEPTH = 36  # recursion depth; plus threading bootstrap and the blocking frames: ~42 per thread
 
 
 def descend(depth: int, at_bottom) -> None:
@@ -92,7 +94,12 @@ def stack_depths() -> list:
 
 def tick_costs(reps: int) -> None:
     stop, release = threading.Event(), threading.Event()
-    threads = [threading.Thread(target=descend, args=(DEPTH, release.wait), name=f"blocked-{i}", daemon=True)
+
+    def nap() -> None:  # blocked in a C call: the top frame is not an idle leaf, so it is walked
+        while not release.is_set():
+            time.sleep(0.05)
+
+    threads = [threading.Thread(target=descend, args=(DEPTH, nap), name=f"blocked-{i}", daemon=True)
                for i in range(THREADS)]
     for t in threads:
         t.start()
@@ -119,6 +126,19 @@ def tick_costs(reps: int) -> None:
     idle.sample_once()
     idle.sample_once()
     print(json.dumps({"case": "idle", **base, **timed(idle.sample_once, reps)}))
+    release.set()
+    for t in threads:
+        t.join()
+    release.clear()
+    waiting = [threading.Thread(target=descend, args=(DEPTH, release.wait), name=f"waiting-{i}", daemon=True)
+               for i in range(THREADS)]
+    for t in waiting:
+        t.start()
+    time.sleep(0.2)
+    leaf = Sampler(tagger=tagger, cpu_clock=moving_cpu)
+    leaf.sample_once()
+    leaf.sample_once()
+    print(json.dumps({"case": "idle-leaf", **base, **timed(leaf.sample_once, reps)}))
     release.set()
     for t in threads:
         t.join()

@@ -33,19 +33,16 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..model.labels import THREAD_NAME
-from ..model.profile import CPU, SAMPLES, WALL, Frame, LabelSet, Profile, Sample
-from .stackutil import _compact, _environment, line_of
-from .threads import IDLE_LEAVES, ThreadCpuClocks, is_idle_code, python_threads, request_tagger  # noqa: F401
-from .timer import SignalTimerMixin
+from ..model.profile import CPU, SAMPLES, WALL, LabelSet, Profile, Sample
+from .stacktable import OVERFLOW_FUNCTION, RAW_CACHE_FRAMES, TRUNCATED_FUNCTION, StackTable  # noqa: F401
+from .stackutil import _compact, _environment
+from .threads import ThreadCpuClocks, is_idle_code, python_threads, request_tagger  # noqa: F401
+from .timer import TimerMixin
 
-OVERFLOW_FUNCTION = "[mcpprof: stack table full]"
-TRUNCATED_FUNCTION = "[truncated]"
 UNNAMED_THREAD = "(unnamed)"
-RAW_CACHE_FRAMES = 50_000
 _LABEL_CACHE_MAX = 4096
-_LONG_WAIT_NS = 50_000_000  # longer sleeps wait on an Event, so stop() is prompt at low rates
 
-class Sampler(SignalTimerMixin):
+class Sampler(TimerMixin, StackTable):
     """Samples every other thread's stack ``rate_hz`` times a second (see the module docstring)."""
 
     sample_types = (SAMPLES, WALL, CPU)
@@ -173,18 +170,6 @@ class Sampler(SignalTimerMixin):
                     st[3] = -1
             self._new_window(self._clock())
 
-    def _clear_tables(self) -> None:
-        """(Re)create the interning tables (kept across reset() unless past half their caps)."""
-        self._raw: Dict[Tuple[int, ...], int] = {}  # (id(code), f_lasti, ...) leaf first -> stack id
-        self._locs: Dict[int, Dict[int, int]] = {}  # id(code) -> {f_lasti: frame id}
-        self._code_refs: Dict[int, Any] = {}  # id(code) -> code: keeps those ids valid
-        self._frames: List[Frame] = []
-        self._frame_ids: Dict[Frame, int] = {}
-        self._stacks: List[Tuple[int, ...]] = []
-        self._stack_ids: Dict[Tuple[int, ...], int] = {}
-        self._raw_frames = self._nlocs = 0
-        self._ovf_sid = -1
-
     def _new_window(self, now: Optional[int]) -> None:
         self._start_clock = self._end_clock = now
         self._start_ns: Optional[int] = time.time_ns() if now is not None else None
@@ -204,34 +189,6 @@ class Sampler(SignalTimerMixin):
     def _note_error(self, exc: BaseException) -> None:
         self._errors += 1
         self._last_error = f"{type(exc).__name__}: {exc}"[:200]
-
-    def _run(self) -> None:
-        own = threading.get_ident()
-        self._own_base = self._read_cpu(own)
-        try:
-            clock, period, sleep, wake = self._clock, self.period_ns, time.sleep, self._wake
-            deadline = clock() + period
-            while not self._stopping:
-                delay = deadline - clock()
-                if delay > 0:
-                    (wake.wait if delay > _LONG_WAIT_NS else sleep)(delay / 1e9)
-                    if self._stopping:
-                        break
-                self.sample_once()
-                now = clock()
-                deadline += period
-                if deadline <= now:  # late: skip the missed ticks, keep the schedule
-                    missed = (now - deadline) // period + 1
-                    self._missed += missed
-                    deadline += missed * period
-        except Exception as exc:  # pragma: no cover - defensive: never raise into the server
-            self._note_error(exc)
-        finally:
-            end, base = self._read_cpu(own), self._own_base
-            if end is not None and base is not None:
-                self._own_cpu_ns += end - base
-            self._own_base = None
-            self._drop_thread(own)
 
     # -- one tick ------------------------------------------------------------------------------
     def sample_once(self) -> None:
@@ -282,7 +239,7 @@ class Sampler(SignalTimerMixin):
                             acc[1] += wall
                             if st[3] == self._ovf_sid:
                                 overflow += 1
-                            if hook is not None:
+                            if hook is not None and tl is not None:
                                 hook(ident, st[3], st[7][1], wall, 0)
                             continue
                 cur = cpu_clock(ident)
@@ -305,7 +262,7 @@ class Sampler(SignalTimerMixin):
                         f = f.f_back
                     sid = raw.get(tuple(ids))
                     if sid is None:
-                        sid = self._resolve(top)
+                        sid = self._resolve(top, ids)
                     st[1], st[2], st[3] = id(top), lasti, sid
                 # CPU since the last sample goes to this stack only if the thread is running here;
                 # a thread found waiting keeps it pending for its next running sample.
@@ -346,7 +303,7 @@ class Sampler(SignalTimerMixin):
                 acc[0] += 1
                 acc[1] += wall
                 acc[2] += cpu
-                if hook is not None:
+                if hook is not None and tl is not None:  # the hook wants requests' samples only
                     hook(ident, sid, labels, wall, cpu)
             except Exception as exc:
                 self._note_error(exc)
@@ -355,70 +312,6 @@ class Sampler(SignalTimerMixin):
         if len(tstate) > n:  # some threads are gone
             for ident in [i for i in tstate if i not in frames or i == own]:
                 self._drop_thread(ident)
-
-    def _resolve(self, top: Any) -> int:
-        """Stack id of the stack whose leaf is ``top``, interning what is new (the slow path)."""
-        ids: List[int] = []
-        fids: List[int] = []
-        locs, refs, full = self._locs, self._code_refs, False
-        f = top
-        while f is not None:
-            code, lasti = f.f_code, f.f_lasti
-            ids.append(id(code))
-            ids.append(lasti)
-            fid = locs.get(id(code), {}).get(lasti)
-            if fid is None:
-                name = getattr(code, "co_qualname", None) or code.co_name
-                fid = self._intern(Frame(name, code.co_filename, line_of(code, lasti, f)))
-                if fid < 0:
-                    full = True
-                elif self._nlocs < self.max_frames and (id(code) in refs or len(refs) < self.max_frames):
-                    refs[id(code)] = code
-                    locs.setdefault(id(code), {})[lasti] = fid
-                    self._nlocs += 1
-            fids.append(fid)
-            f = f.f_back
-        sid = self._overflow_sid() if full else self._stack_id(fids)
-        if all(code_id in refs for code_id in ids[::2]):  # every id in the key stays valid
-            if self._raw_frames + len(ids) // 2 > RAW_CACHE_FRAMES:
-                self._raw.clear()
-                self._raw_frames = 0
-            self._raw[tuple(ids)] = sid
-            self._raw_frames += len(ids) // 2
-        return sid
-
-    def _stack_id(self, fids: List[int]) -> int:
-        fids.reverse()  # root first
-        if len(fids) > self.max_depth:
-            del fids[self.max_depth:]
-            fids.append(self._intern(Frame(TRUNCATED_FUNCTION), force=True))
-        key = tuple(fids)
-        sid = self._stack_ids.get(key)
-        if sid is None:
-            if len(self._stacks) >= self.max_stacks:
-                return self._overflow_sid()
-            sid = self._stack_ids[key] = len(self._stacks)
-            self._stacks.append(key)
-        return sid
-
-    def _intern(self, frame: Frame, force: bool = False) -> int:
-        fid = self._frame_ids.get(frame)
-        if fid is None:
-            if len(self._frames) >= self.max_frames and not force:
-                return -1
-            fid = self._frame_ids[frame] = len(self._frames)
-            self._frames.append(frame)
-        return fid
-
-    def _overflow_sid(self) -> int:
-        if self._ovf_sid < 0:
-            key = (self._intern(Frame(OVERFLOW_FUNCTION), force=True),)
-            sid = self._stack_ids.get(key)
-            if sid is None:
-                sid = self._stack_ids[key] = len(self._stacks)
-                self._stacks.append(key)
-            self._ovf_sid = sid
-        return self._ovf_sid
 
     def _make_labels(self, tl: Optional[LabelSet], name: str) -> LabelSet:
         labels = tuple(sorted([p for p in (tl or ()) if p[0] != THREAD_NAME] + [(THREAD_NAME, name)]))
@@ -454,11 +347,6 @@ class Sampler(SignalTimerMixin):
             pass
 
     # -- results -------------------------------------------------------------------------------
-    def frames_of(self, stack_id: int) -> List[Frame]:
-        """Root-first frames of one of this sampler's stack ids (valid until the next reset())."""
-        frames = self._frames
-        return [frames[i] for i in self._stacks[stack_id]]
-
     def snapshot(self) -> Profile:
         """A consistent copy of the aggregate as a :class:`Profile` (callable from any thread)."""
         self._check_fork()

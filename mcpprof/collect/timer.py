@@ -1,7 +1,8 @@
-"""The sampler's SIGALRM timer: a kernel interval timer interrupts the main thread wherever it is,
-so samples taken from the signal handler are not biased towards the points where the event loop
-blocks (as a sampler thread's are, since it runs only when another thread hands it the GIL).
-Stdlib only; used only when the main thread starts the sampler and nobody else uses SIGALRM."""
+"""The sampler's two timers. The sampling thread wakes on an absolute schedule (missed ticks skipped,
+never bursted). The SIGALRM timer: a kernel interval timer interrupts the main thread wherever it
+is, so samples taken from the signal handler are not biased towards the points where the event
+loop blocks (as a sampler thread's are, since it runs only when another thread hands it the GIL);
+used only when the main thread starts the sampler and nobody else uses SIGALRM. Stdlib only."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ import threading
 import time
 from typing import Any
 
+_LONG_WAIT_NS = 50_000_000  # longer sleeps wait on an Event, so stop() is prompt at low rates
 
-class SignalTimerMixin:
-    """Adds ``_signal_usable``, ``_start_signal``, ``_on_alarm`` and ``_stop_signal`` to the Sampler."""
+
+class TimerMixin:
+    """Adds the thread loop ``_run`` and ``_signal_usable``, ``_start_signal``, ``_on_alarm``,
+    ``_stop_signal`` to the Sampler."""
 
     _signal_on: bool
     _timer_used: str
@@ -20,6 +24,34 @@ class SignalTimerMixin:
     _missed: int
     _own_cpu_ns: int
     period_ns: int
+
+    def _run(self) -> None:
+        own = threading.get_ident()
+        self._own_base = self._read_cpu(own)
+        try:
+            clock, period, sleep, wake = self._clock, self.period_ns, time.sleep, self._wake
+            deadline = clock() + period
+            while not self._stopping:
+                delay = deadline - clock()
+                if delay > 0:
+                    (wake.wait if delay > _LONG_WAIT_NS else sleep)(delay / 1e9)
+                    if self._stopping:
+                        break
+                self.sample_once()
+                now = clock()
+                deadline += period
+                if deadline <= now:  # late: skip the missed ticks, keep the schedule
+                    missed = (now - deadline) // period + 1
+                    self._missed += missed
+                    deadline += missed * period
+        except Exception as exc:  # pragma: no cover - defensive: never raise into the server
+            self._note_error(exc)
+        finally:
+            end, base = self._read_cpu(own), self._own_base
+            if end is not None and base is not None:
+                self._own_cpu_ns += end - base
+            self._own_base = None
+            self._drop_thread(own)
 
     def _signal_usable(self) -> bool:
         """SIGALRM can drive the sampler: main thread, POSIX, and nobody else uses the timer."""
@@ -77,3 +109,6 @@ class SignalTimerMixin:
         except Exception as exc:
             self._note_error(exc)
         self._signal_on = False
+
+
+SignalTimerMixin = TimerMixin  # the name before the thread loop moved here

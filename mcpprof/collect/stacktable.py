@@ -1,0 +1,121 @@
+"""The sampler's interned tables: frames, stacks, and the raw-stack cache that maps a thread's
+``(id(code), f_lasti)`` pairs straight to a stack id (see :mod:`mcpprof.collect.sampler` for the
+bounds). A mixin of :class:`~mcpprof.collect.sampler.Sampler`; stdlib only."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Tuple
+
+from ..model.profile import Frame
+from .stackutil import line_of
+
+OVERFLOW_FUNCTION = "[mcpprof: stack table full]"
+TRUNCATED_FUNCTION = "[truncated]"
+RAW_CACHE_FRAMES = 50_000
+_NO_LOCS: Dict[int, int] = {}
+
+
+class StackTable:
+    """Interning of frames and stacks, bounded by ``max_stacks`` / ``max_frames`` / ``max_depth``."""
+
+    max_stacks: int
+    max_frames: int
+    max_depth: int
+
+    def _clear_tables(self) -> None:
+        """(Re)create the interning tables (kept across reset() unless past half their caps)."""
+        self._raw: Dict[Tuple[int, ...], int] = {}  # (id(code), f_lasti, ...) leaf first -> stack id
+        self._locs: Dict[int, Dict[int, int]] = {}  # id(code) -> {f_lasti: frame id}
+        self._code_refs: Dict[int, Any] = {}  # id(code) -> code: keeps those ids valid
+        self._frames: List[Frame] = []
+        self._frame_ids: Dict[Frame, int] = {}
+        self._stacks: List[Tuple[int, ...]] = []
+        self._stack_ids: Dict[Tuple[int, ...], int] = {}
+        self._raw_frames = self._nlocs = 0
+        self._ovf_sid = -1
+
+    def _resolve(self, top: Any, ids: Optional[List[int]] = None) -> int:
+        """Stack id of the stack whose leaf is ``top``, interning what is new (the slow path).
+        ``ids``: its (id(code), f_lasti) pairs, leaf first; when every location in it is cached the
+        frames are not walked again."""
+        if ids:
+            locs = self._locs
+            fids = []
+            for i in range(0, len(ids), 2):
+                fid = locs.get(ids[i], _NO_LOCS).get(ids[i + 1])
+                if fid is None:
+                    break
+                fids.append(fid)
+            else:
+                sid = self._stack_id(fids)
+                self._remember_raw(ids, sid)
+                return sid
+        ids = []
+        fids: List[int] = []
+        locs, refs, full = self._locs, self._code_refs, False
+        f = top
+        while f is not None:
+            code, lasti = f.f_code, f.f_lasti
+            ids.append(id(code))
+            ids.append(lasti)
+            fid = locs.get(id(code), {}).get(lasti)
+            if fid is None:
+                name = getattr(code, "co_qualname", None) or code.co_name
+                fid = self._intern(Frame(name, code.co_filename, line_of(code, lasti, f)))
+                if fid < 0:
+                    full = True
+                elif self._nlocs < self.max_frames and (id(code) in refs or len(refs) < self.max_frames):
+                    refs[id(code)] = code
+                    locs.setdefault(id(code), {})[lasti] = fid
+                    self._nlocs += 1
+            fids.append(fid)
+            f = f.f_back
+        sid = self._overflow_sid() if full else self._stack_id(fids)
+        if all(code_id in refs for code_id in ids[::2]):  # every id in the key stays valid
+            self._remember_raw(ids, sid)
+        return sid
+
+    def _remember_raw(self, ids: List[int], sid: int) -> None:
+        if self._raw_frames + len(ids) // 2 > RAW_CACHE_FRAMES:
+            self._raw.clear()
+            self._raw_frames = 0
+        self._raw[tuple(ids)] = sid
+        self._raw_frames += len(ids) // 2
+
+    def _stack_id(self, fids: List[int]) -> int:
+        fids.reverse()  # root first
+        if len(fids) > self.max_depth:
+            del fids[self.max_depth:]
+            fids.append(self._intern(Frame(TRUNCATED_FUNCTION), force=True))
+        key = tuple(fids)
+        sid = self._stack_ids.get(key)
+        if sid is None:
+            if len(self._stacks) >= self.max_stacks:
+                return self._overflow_sid()
+            sid = self._stack_ids[key] = len(self._stacks)
+            self._stacks.append(key)
+        return sid
+
+    def _intern(self, frame: Frame, force: bool = False) -> int:
+        fid = self._frame_ids.get(frame)
+        if fid is None:
+            if len(self._frames) >= self.max_frames and not force:
+                return -1
+            fid = self._frame_ids[frame] = len(self._frames)
+            self._frames.append(frame)
+        return fid
+
+    def _overflow_sid(self) -> int:
+        if self._ovf_sid < 0:
+            key = (self._intern(Frame(OVERFLOW_FUNCTION), force=True),)
+            sid = self._stack_ids.get(key)
+            if sid is None:
+                sid = self._stack_ids[key] = len(self._stacks)
+                self._stacks.append(key)
+            self._ovf_sid = sid
+        return self._ovf_sid
+
+    def frames_of(self, stack_id: int) -> List[Frame]:
+        """Root-first frames of one of this sampler's stack ids (valid until the next reset())."""
+        frames = self._frames
+        return [frames[i] for i in self._stacks[stack_id]]
