@@ -68,7 +68,7 @@ class LatencyStats:
         if len(self.reservoir) < RESERVOIR:
             self.reservoir.append(duration_ns)
         else:
-            j = (rng or random).randrange(self.count)
+            j = int((rng or random).random() * self.count)  # randrange costs 30x more on this hot path
             if j < RESERVOIR:
                 self.reservoir[j] = duration_ns
         slow = self.slowest

@@ -86,3 +86,13 @@ def versions(python: Path, packages: tuple = ("mcp", "fastmcp")) -> Dict[str, Op
     import json
 
     return json.loads(subprocess.check_output([str(python), "-c", code, *packages], text=True))
+
+
+def python_or_skip(built_pythons: Dict[str, object], name: str) -> Path:
+    """The python of venv ``name`` from :func:`build_all`, or skip the test saying why it is missing."""
+    import pytest
+
+    built = built_pythons[name]
+    if isinstance(built, Exception):
+        pytest.skip(f"could not build the {name} venv ({' '.join(FRAMEWORKS[name])}): {built}")
+    return Path(str(built))

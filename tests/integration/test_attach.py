@@ -19,6 +19,8 @@ from mcpprof.bench.drive import CallSpec, drive
 from mcpprof.launch.attach import socket_for
 from mcpprof.model import labels as L
 
+from .burn import burn_truth
+
 pytestmark = pytest.mark.slow
 
 PY = sys.executable
@@ -73,13 +75,7 @@ def test_agent_mode_per_tool_shares_within_3_points(tmp_path: Path) -> None:
         return profile
 
     profile = asyncio.run(_attached(command, 4.5, attach))
-    with open(report, "rb") as fh:
-        fh.seek(marks["start"])
-        window = fh.read(marks["end"] - marks["start"]).decode()
-    truth: Dict[str, int] = defaultdict(int)
-    for line in window.splitlines():
-        row = json.loads(line)
-        truth[row["tool"]] += row["cpu_ns"]
+    truth = burn_truth(report, marks["start"], marks["end"])
     summary = summarize(profile)
     assert summary.cpu_source == "exact"
     assert profile.metadata["window"]["delta"] is True

@@ -16,7 +16,6 @@ import asyncio
 import json
 import subprocess
 import sys
-from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable, Dict, List, NamedTuple
 
@@ -31,6 +30,7 @@ from mcpprof.launch.attach import socket_for
 from mcpprof.model import labels as L
 
 from . import framework_venvs
+from .burn import burn_truth
 
 pytestmark = [pytest.mark.slow, pytest.mark.heavy]
 
@@ -63,10 +63,7 @@ def framework_pythons() -> Dict[str, object]:
 
 
 def _python(framework_pythons: Dict[str, object], case: Case) -> Path:
-    built = framework_pythons[case.venv]
-    if isinstance(built, Exception):
-        pytest.skip(f"could not build the {case.venv} venv: {built}")
-    return Path(str(built))
+    return framework_venvs.python_or_skip(framework_pythons, case.venv)
 
 
 def _calls() -> List[CallSpec]:
@@ -114,13 +111,7 @@ def test_agent_mode_shares_within_3_points(case: Case, framework_pythons: Dict[s
         return profile
 
     profile = asyncio.run(_attached(command, 4.5, attach, agent=True))
-    with open(report, "rb") as fh:
-        fh.seek(marks["start"])
-        window = fh.read(marks["end"] - marks["start"]).decode()
-    truth: Dict[str, int] = defaultdict(int)
-    for line in window.splitlines():
-        row = json.loads(line)
-        truth[row["tool"]] += row["cpu_ns"]
+    truth = burn_truth(report, marks["start"], marks["end"])
     assert all(truth[name] > 0 for name in TOOLS), truth
 
     assert profile.metadata["window"]["delta"] is True

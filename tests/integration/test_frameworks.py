@@ -8,11 +8,9 @@ run on the event loop reported with the time they blocked it."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import subprocess
 import sys
-from collections import defaultdict
 from pathlib import Path
 from typing import Dict, NamedTuple
 
@@ -24,6 +22,7 @@ from mcpprof.bench.client import CallError, StdioClient
 from mcpprof.bench.drive import CallSpec, drive
 
 from . import framework_venvs
+from .burn import burn_truth
 
 pytestmark = pytest.mark.slow
 
@@ -60,18 +59,7 @@ def framework_pythons() -> Dict[str, object]:
 
 
 def _python(framework_pythons: Dict[str, object], case: Case) -> Path:
-    built = framework_pythons[case.venv]
-    if isinstance(built, Exception):
-        pytest.skip(f"could not build the {case.venv} venv ({' '.join(framework_venvs.FRAMEWORKS[case.venv])}): {built}")
-    return Path(str(built))
-
-
-def _truth(report: Path) -> Dict[str, int]:
-    truth: Dict[str, int] = defaultdict(int)
-    for line in report.read_text().splitlines():
-        row = json.loads(line)
-        truth[row["tool"]] += row["cpu_ns"]
-    return truth
+    return framework_venvs.python_or_skip(framework_pythons, case.venv)
 
 
 async def _warm_up(client: StdioClient) -> str:
@@ -129,7 +117,7 @@ def test_launched_server_tags_cpu_and_loop_blocking(case: Case, framework_python
     assert (("initialize", "") in stats) is not mcp1  # mcp 1.x answers initialize inside its session
 
     # exact per-tool CPU within 3 points of the truth measured in the tools
-    truth = _truth(report)
+    truth = burn_truth(report)
     summary = summarize(profile)
     assert summary.cpu_source == "exact"
     measured = {name: summary.row(f"tools/call {name}").cpu_ns for name in TOOLS}
