@@ -14,7 +14,7 @@ from ._version import __version__
 if TYPE_CHECKING:  # pragma: no cover
     from .model import Profile
 
-__all__ = ["__version__", "Profile", "load", "save", "export", "instrument", "uninstall", "profile_pid",
+__all__ = ["__version__", "Profile", "load", "save", "export", "diff", "instrument", "uninstall", "profile_pid",
            "memory_snapshot", "fragmentation", "profile", "load_ipython_extension"]
 
 
@@ -42,6 +42,14 @@ def save(profile: "Profile", path: Any) -> None:
     from .model.io import save as _save
 
     _save(profile, path)
+
+
+def diff(base: "Profile", new: "Profile") -> "Profile":
+    """The differential profile of ``new`` against ``base`` (it draws as a differential flame
+    graph: ``mcpprof.export(d, "html")``, or displayed in Jupyter)."""
+    from .analyse.ops import diff as _diff
+
+    return _notebook_display(_diff(base, new))
 
 
 def instrument(server: Any) -> Any:

@@ -32,3 +32,12 @@ def test_cli_errors_are_plain_text(capsys) -> None:
 
     console.error("install it with  pip install 'mcpprof[example]'")
     assert "mcpprof[example]" in capsys.readouterr().err
+
+
+def test_diff_of_two_profiles_draws_as_a_differential_flame_graph() -> None:
+    base = profile_from_folded("main;grew 1\nmain;shrank 3\n")
+    new = profile_from_folded("main;grew 3\nmain;shrank 1\n")
+    d = mcpprof.diff(base, new)
+    lines = mcpprof.export(d, "diff-folded").decode().splitlines()
+    assert [line.split(";", 1)[1] for line in lines] == ["main;grew 1 3", "main;shrank 3 1"]
+    assert b"grew" in mcpprof.export(d, "html")
