@@ -318,20 +318,23 @@ def install_thread_hooks() -> None:
             import anyio.to_thread as to_thread  # type: ignore[no-redef]
         except Exception:
             to_thread = None
+    # Plain functions returning the original coroutine (no coroutine of our own): the stdio
+    # transport alone calls run_sync about a dozen times per request, outside any request.
+    get_tag = CURRENT.get
     if to_thread is not None and hasattr(to_thread, "run_sync"):
         original_run_sync = to_thread.run_sync
 
         @functools.wraps(original_run_sync)
-        async def run_sync(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-            return await original_run_sync(tagged(func), *args, **kwargs)
+        def run_sync(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+            return original_run_sync(func if get_tag() is None else tagged(func), *args, **kwargs)
 
         _patch(to_thread, "run_sync", run_sync)
 
     original_to_thread = asyncio.to_thread
 
     @functools.wraps(original_to_thread)
-    async def to_thread_(func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-        return await original_to_thread(tagged(func), *args, **kwargs)
+    def to_thread_(func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        return original_to_thread(func if get_tag() is None else tagged(func), *args, **kwargs)
 
     _patch(asyncio, "to_thread", to_thread_)
     threads_mod = sys.modules.get("asyncio.threads")
