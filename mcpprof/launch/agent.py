@@ -26,6 +26,8 @@ from .config import AgentConfig
 _agent: Optional["Agent"] = None
 #: Periodic flushes are spaced so that writing takes at most this share of the time.
 FLUSH_BUDGET = 0.004
+#: Request spans in a periodic write (the final write has the whole ring): keeps flushes cheap.
+PERIODIC_SPANS = 2000
 
 
 def _warn(message: str) -> None:
@@ -56,7 +58,8 @@ class Agent:
         self._final_written = False
         self.start_ns = time.time_ns()
         self.cpu_start_ns = time.process_time_ns()
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # the request table and spans (taken on every request)
+        self._write_lock = threading.Lock()  # one write at a time
         self._stop = threading.Event()
         self._flusher: Optional[threading.Thread] = None
 
@@ -135,16 +138,17 @@ class Agent:
             interval = max(self.config.flush_s, spent / FLUSH_BUDGET)
 
     # -- writing ---------------------------------------------------------------------------------
-    def build_profile(self, complete: bool, end_reason: str = "") -> Any:
+    def build_profile(self, complete: bool, end_reason: str = "", spans_limit: Optional[int] = None) -> Any:
+        """The profile so far; ``spans_limit``: keep only that many of the latest request spans."""
         from ..mcp import install
 
         profile = self.sampler.snapshot()
-        with self._lock:
+        with self._lock:  # requests wait on this lock: copy, and encode outside it
             table = RequestTable()
             table.merge(self.requests)
-            spans = self.spans.to_extra()
+            ring = self.spans.copy()
         profile.requests = table
-        profile.extras[SPANS_KEY] = spans
+        profile.extras[SPANS_KEY] = ring.to_extra(spans_limit)
         for recorder in self.recorders:
             try:
                 recorder.contribute(profile)
@@ -183,10 +187,11 @@ class Agent:
         try:
             from ..model.io import save
 
-            with self._lock:
+            with self._write_lock:
                 if self._final_written:
                     return
-                save(self.build_profile(complete, end_reason), self.path, level)
+                limit = None if final else PERIODIC_SPANS  # a periodic write is a crash snapshot
+                save(self.build_profile(complete, end_reason, limit), self.path, level)
                 self.flushes += 1
                 self._final_written = final
         except Exception as exc:
@@ -240,18 +245,14 @@ def _step_accounting() -> bool:
 
 
 def _package_versions() -> dict:
-    out = {}
-    try:
-        from importlib.metadata import version
+    from ..mcp.install import package_version
 
-        for name in ("mcp", "fastmcp", "anyio", "pydantic", "uvicorn"):
-            if name in sys.modules:
-                try:
-                    out[name] = version(name)
-                except Exception:
-                    pass
-    except Exception:
-        pass
+    out = {}
+    for name in ("mcp", "fastmcp", "anyio", "pydantic", "uvicorn"):
+        if name in sys.modules:
+            found = package_version(name)
+            if found:
+                out[name] = found
     return out
 
 

@@ -109,18 +109,30 @@ def patched_frameworks() -> List[str]:
 def frameworks() -> List[Dict[str, str]]:
     """What the server runs on, for ``metadata["frameworks"]``: one entry per kind patched
     (``kind``, ``package``, ``version``, ``sync_tools``: what runs a plain ``def`` tool)."""
-    from importlib.metadata import version
-
     out = []
     for kind in list(_patched_kinds):
         package = _KIND_PACKAGE.get(kind.split("-")[0].rstrip("0123456789"), kind)
-        entry = {"kind": kind, "package": package, "sync_tools": SYNC_TOOLS.get(kind, "")}
-        try:
-            entry["version"] = version(package)
-        except Exception:
-            entry["version"] = ""
-        out.append(entry)
+        out.append({"kind": kind, "package": package, "sync_tools": SYNC_TOOLS.get(kind, ""),
+                    "version": package_version(package)})
     return out
+
+
+_versions: Dict[str, str] = {}
+
+
+def package_version(package: str) -> str:
+    """The installed version of ``package`` ("" if unknown), read once per process: reading package
+    metadata takes milliseconds, and the agent asks at every flush."""
+    found = _versions.get(package)
+    if found is None:
+        try:
+            from importlib.metadata import version
+
+            found = version(package)
+        except Exception:
+            found = ""
+        _versions[package] = found
+    return found
 
 
 def profile_metadata() -> Dict[str, Any]:

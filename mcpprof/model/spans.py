@@ -12,7 +12,8 @@ columnar (about 40 bytes a span, so periodic flushes of a full ring stay cheap):
      "columns": {"start": [ns after base_ns], "duration": [ns], "name": [index into names],
                  "request_id": [str], "session": [index], "error": [index], "cpu_ns": [ns]}}
 
-Spans are oldest first. Version 1 (one list per span, ``fields`` naming its items) is still read.
+Spans are oldest first; the agent's periodic writes keep only the latest 2 000 (its final write
+has the whole ring). Version 1 (one list per span, ``fields`` naming its items) is still read.
 
 Request and session ids are unbounded values; they live here, in a bounded ring, and never in
 the sample labels. Stdlib only: this runs inside profiled servers.
@@ -58,8 +59,17 @@ class SpanRing:
         self.spans.append((perf_start_ns + self._offset, duration_ns, method, target, target_key,
                            request_id, session_id, error or "", cpu_ns))
 
-    def to_extra(self) -> Dict[str, Any]:
+    def copy(self) -> "SpanRing":
+        """A copy to encode without holding up the requests that add spans."""
+        other = SpanRing.__new__(SpanRing)
+        other.spans, other.total, other._offset = self.spans.copy(), self.total, self._offset
+        return other
+
+    def to_extra(self, limit: Optional[int] = None) -> Dict[str, Any]:
+        """The stored form; ``limit``: only the latest that many spans (the rest count as dropped)."""
         rows = list(self.spans)
+        if limit is not None and len(rows) > limit:
+            rows = rows[len(rows) - limit:]
         extra: Dict[str, Any] = {"version": VERSION, "total": self.total, "dropped": self.total - len(rows)}
         if not rows:
             extra.update(base_ns=0, names=[], sessions=[""], errors=[""],
