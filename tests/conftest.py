@@ -16,13 +16,13 @@ def python() -> str:
     return sys.executable
 
 
-#: Long end-to-end suites (each builds virtualenvs, drives servers for many seconds, executes
-#: notebooks or runs benchmark-like loops). `bash scripts/test.sh` runs them only with --all
+#: Long end-to-end suites (each builds virtualenvs, drives servers for many seconds or runs
+#: benchmark-like loops). `bash scripts/test.sh` runs them only with --all
 #: (or MCPPROF_TEST_ALL=1); the default run keeps CI well under 20 minutes on 2 cores.
 HEAVY_FILES = frozenset({
-    "test_frameworks.py", "test_notebooks.py", "test_leaks.py", "test_memory.py", "test_memory_memray.py",
+    "test_frameworks.py", "test_leaks.py", "test_memory.py", "test_memory_memray.py",
     "test_bench_gate.py", "test_bench_locust.py", "test_bench_sessions.py", "test_bench_clients.py",
-    "test_backends.py", "test_attach.py", "test_attach_merge.py", "test_attach_frameworks.py", "test_docs.py",
+    "test_backends.py", "test_attach.py", "test_attach_merge.py", "test_attach_frameworks.py",
 })
 
 
