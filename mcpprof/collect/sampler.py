@@ -3,7 +3,8 @@
 A daemon thread (``mcpprof-sampler``) wakes ``rate_hz`` times a second on an absolute schedule
 (missed ticks skipped, never bursted) and adds one sample per other thread from
 ``sys._current_frames()``, weighed ``samples/count`` 1, ``wall/nanoseconds`` since the previous
-tick and ``cpu/nanoseconds`` that thread used since then (per-thread CPU clock; 0 on first sight).
+tick and ``cpu/nanoseconds`` that thread used since then (per-thread CPU clock; on first sight 0 at
+the first tick, else all of the new thread's clock).
 Labels: the MCP request's (see :mod:`mcpprof.mcp.context`) plus ``thread.name``. While another
 thread holds the GIL the sampler gets it back at most every ``sys.getswitchinterval()`` (5 ms), so
 the real rate can be lower than asked; the weights are measured deltas and stay right.
@@ -209,6 +210,7 @@ class Sampler(TimerMixin, StackTable):
         if self._start_clock is None:  # sampled by hand: the first tick covers one period
             self._start_clock, self._start_ns = now - wall, time.time_ns() - wall
         self._ticks += 1
+        first_tick = self._ticks == 1  # threads seen now were there before sampling began
         if self._ticks % self._refresh_every == 1 or self._refresh_every == 1:
             self._refresh_threads()
         frames = self._frames_fn()
@@ -243,9 +245,9 @@ class Sampler(TimerMixin, StackTable):
                                 hook(ident, st[3], st[7][1], wall, 0)
                             continue
                 cur = cpu_clock(ident)
-                if st is None:
+                if st is None:  # a thread started since the last tick used all its CPU since then
                     st = tstate[ident] = [cur, 0, -1, -1, 0, False, None, None]
-                    cpu = 0
+                    cpu = cur if cur is not None and not first_tick else 0
                 else:
                     prev, st[0] = st[0], cur
                     cpu = 0 if cur is None or prev is None or cur < prev else cur - prev

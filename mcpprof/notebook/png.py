@@ -45,8 +45,10 @@ def flame_png(profile: Profile, value_type: Optional[str] = None, width: int = 9
     """The profile's flame graph (root at the bottom) as PNG bytes; None for an empty profile."""
     if not profile.samples:
         return None
-    types = [value_type if value_type and profile.has_type(value_type) else profile.default_type()]
-    tree = build_call_tree(profile, types, min_fraction=0.5 / width)
+    chosen = value_type if value_type and profile.has_type(value_type) else profile.default_type()
+    if not value_type and profile.total(chosen) <= 0:  # e.g. no CPU seen yet: draw what there is
+        chosen = next((t for t in profile.sample_types if profile.total(t) > 0), chosen)
+    tree = build_call_tree(profile, [chosen], min_fraction=0.5 / width)
     values = tree.node_values[0]
     total = values[0] if values else 0
     if total <= 0:

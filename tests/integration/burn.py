@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Any, Dict, Iterable, Optional
 
 
 def burn_truth(report: Path, start: int = 0, end: Optional[int] = None) -> Dict[str, int]:
@@ -19,3 +19,13 @@ def burn_truth(report: Path, start: int = 0, end: Optional[int] = None) -> Dict[
         row = json.loads(line)
         truth[row["tool"]] += row["cpu_ns"]
     return truth
+
+
+def assert_exact_shares(summary: Any, truth: Dict[str, int], tools: Iterable[str], within: float = 0.03) -> None:
+    """The summary's exact per-tool CPU shares (among ``tools``) are within ``within`` of the truth's."""
+    tools = list(tools)
+    assert summary.cpu_source == "exact"
+    measured = {name: summary.row(f"tools/call {name}").cpu_ns for name in tools}
+    t_total, m_total = sum(truth[n] for n in tools), sum(measured.values())
+    for name in tools:
+        assert abs(truth[name] / t_total - measured[name] / m_total) < within, (name, truth, measured)

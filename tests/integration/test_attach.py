@@ -19,7 +19,7 @@ from mcpprof.bench.drive import CallSpec, drive
 from mcpprof.launch.attach import socket_for
 from mcpprof.model import labels as L
 
-from .burn import burn_truth
+from .burn import assert_exact_shares, burn_truth
 
 pytestmark = pytest.mark.slow
 
@@ -76,13 +76,8 @@ def test_agent_mode_per_tool_shares_within_3_points(tmp_path: Path) -> None:
 
     profile = asyncio.run(_attached(command, 4.5, attach))
     truth = burn_truth(report, marks["start"], marks["end"])
-    summary = summarize(profile)
-    assert summary.cpu_source == "exact"
     assert profile.metadata["window"]["delta"] is True
-    measured = {name: summary.row(f"tools/call {name}").cpu_ns for name in TOOLS}
-    t_total, m_total = sum(truth[n] for n in TOOLS), sum(measured.values())
-    for name in TOOLS:
-        assert abs(truth[name] / t_total - measured[name] / m_total) < 0.03, (name, truth, measured)
+    assert_exact_shares(summarize(profile), truth, TOOLS)
     # samples carry the tool labels, the slowest requests and the async wait view are there
     tools = {dict(s.labels).get(L.TOOL) for s in profile.samples}
     assert {"cpu_async", "cpu_sync", "spawn"} <= tools

@@ -30,7 +30,7 @@ from mcpprof.launch.attach import socket_for
 from mcpprof.model import labels as L
 
 from . import framework_venvs
-from .burn import burn_truth
+from .burn import assert_exact_shares, burn_truth
 
 pytestmark = [pytest.mark.slow, pytest.mark.heavy]
 
@@ -117,11 +117,7 @@ def test_agent_mode_shares_within_3_points(case: Case, framework_pythons: Dict[s
     assert profile.metadata["window"]["delta"] is True
     assert profile.metadata["frameworks"], profile.metadata
     summary = summarize(profile)
-    assert summary.cpu_source == "exact"
-    measured = {name: summary.row(f"tools/call {name}").cpu_ns for name in TOOLS}
-    t_total, m_total = sum(truth[n] for n in TOOLS), sum(measured.values())
-    for name in TOOLS:
-        assert abs(truth[name] / t_total - measured[name] / m_total) < 0.03, (name, truth, measured)
+    assert_exact_shares(summary, truth, TOOLS)
     assert all(st.errors == 0 for st in profile.requests.stats.values())
     tools = {s.label(L.TOOL) for s in profile.samples}
     assert {"cpu_async", "cpu_sync", "spawn"} <= tools, tools

@@ -22,7 +22,7 @@ from mcpprof.bench.client import CallError, StdioClient
 from mcpprof.bench.drive import CallSpec, drive
 
 from . import framework_venvs
-from .burn import burn_truth
+from .burn import assert_exact_shares, burn_truth
 
 pytestmark = pytest.mark.slow
 
@@ -119,11 +119,7 @@ def test_launched_server_tags_cpu_and_loop_blocking(case: Case, framework_python
     # exact per-tool CPU within 3 points of the truth measured in the tools
     truth = burn_truth(report)
     summary = summarize(profile)
-    assert summary.cpu_source == "exact"
-    measured = {name: summary.row(f"tools/call {name}").cpu_ns for name in TOOLS}
-    t_total, m_total = sum(truth[n] for n in TOOLS), sum(measured.values())
-    for name in TOOLS:
-        assert abs(truth[name] / t_total - measured[name] / m_total) < 0.03, (name, truth, measured)
+    assert_exact_shares(summary, truth, TOOLS)
     process_cpu = profile.metadata["process_cpu_ns"]
     for name in TOOLS:
         share = summary.row(f"tools/call {name}").cpu_share

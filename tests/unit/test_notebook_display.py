@@ -148,3 +148,13 @@ def test_bad_magic_arguments_say_so(shell):
 
     with pytest.raises(MagicUsageError):
         shell.run_cell_magic("mcpprof", "--rate nope", "pass")
+
+
+def test_png_falls_back_to_a_value_type_with_samples() -> None:
+    from mcpprof.model import CPU, SAMPLES, WALL, ProfileBuilder
+    from mcpprof.model.profile import Frame
+    from mcpprof.notebook.png import flame_png
+
+    b = ProfileBuilder([SAMPLES, WALL, CPU])
+    b.add([Frame("fib", "server.py", 3)], [2, 20_000_000, 0])  # seen running, no CPU measured yet
+    assert flame_png(b.build()) is not None

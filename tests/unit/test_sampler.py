@@ -184,7 +184,8 @@ def test_reused_thread_ident_starts_afresh():
     env.cpu[2] = 70 * MS
     env.sampler._refresh_every = 1
     env.tick()
-    assert by_stack(env.profile())[(("first",), WORKER)] == (2, 20 * MS, 0)
+    # the new thread started after the previous tick: all of its clock (70 ms) is from this period
+    assert by_stack(env.profile())[(("first",), WORKER)] == (2, 20 * MS, 70 * MS)
 
 
 # -- the caches --------------------------------------------------------------------------------
