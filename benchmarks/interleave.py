@@ -7,22 +7,22 @@ stopped with SIGSTOP (so an idle server's timer or threads cost the measured one
 ratio mode/none is taken within the round. Several *sets* of fresh server processes are used, so
 one process's luck (memory layout, hash seed) does not decide the figure.
 
-Per window: completed calls per second, and the server's CPU per call from the per-thread
-scheduler clocks (``/proc/<pid>/task/*/schedstat``, nanoseconds, not 10 ms ticks).
+Per window: completed calls per second, and the server's CPU per call from its
+process CPU clock (``/proc/<pid>/stat``, which keeps the time of threads that have ended).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import glob
+import json
 import os
 import random
 import signal
 import statistics
 import tempfile
 import time
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence
+from typing import Any, Awaitable, Callable, Dict, Iterator, List, Optional, Sequence
 
 from mcpprof.bench.client import StdioClient
 from mcpprof.bench.drive import CallSpec, drive
@@ -37,15 +37,17 @@ WindowHook = Callable[[str, StdioClient], Awaitable[Optional[Callable[[], Dict[s
 
 
 def server_cpu_ns(pid: int) -> int:
-    """CPU time of every thread of ``pid`` (ns), from the scheduler's per-thread clocks."""
-    total = 0
-    for path in glob.glob(f"/proc/{pid}/task/*/schedstat"):
-        try:
-            with open(path) as fh:
-                total += int(fh.read().split()[0])
-        except (OSError, ValueError, IndexError):
-            pass  # a thread that just ended
-    return total
+    """CPU time of ``pid`` (ns), threads that have ended included (``/proc/<pid>/stat``, clock ticks:
+    summing live threads' schedstat would lose the time of a worker thread that exits mid-window)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) * 1_000_000_000 // _TICK
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
 
 
 def _signal(pid: Optional[int], sig: int) -> None:
@@ -143,3 +145,21 @@ def run(modes: Sequence[str], command_for: Callable[[str, str], List[str]], *, s
     for row in summary:
         emit(row)
     return summary
+
+
+@contextlib.contextmanager
+def json_lines(out: Optional[str]) -> Iterator[Callable[[Dict[str, Any]], None]]:
+    """``emit(row)``: print ``row`` as a JSON line on stdout and append it to ``out`` if given."""
+    sink = open(out, "a") if out else None
+
+    def emit(row: Dict[str, Any]) -> None:
+        line = json.dumps(row)
+        print(line, flush=True)  # a benchmark script's output, not library code
+        if sink:
+            sink.write(line + "\n")
+            sink.flush()
+    try:
+        yield emit
+    finally:
+        if sink:
+            sink.close()

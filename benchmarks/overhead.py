@@ -14,10 +14,9 @@ Prints one JSON line per window and per summary to stdout (a script, not library
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
-from interleave import SERVER_MODULE, run
+from interleave import SERVER_MODULE, json_lines, run
 
 
 def command_for(mode: str, out_dir: str) -> list:
@@ -39,19 +38,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", default=None, help="append the JSON lines to this file too")
     args = ap.parse_args()
-    sink = open(args.out, "a") if args.out else None
-
-    def emit(row: dict) -> None:
-        line = json.dumps(row)
-        print(line, flush=True)
-        if sink:
-            sink.write(line + "\n")
-            sink.flush()
-
-    run(args.modes.split(","), command_for, sets=args.sets, rounds=args.rounds, seconds=args.seconds,
-        warmup=args.warmup, concurrency=args.concurrency, seed=args.seed, emit=emit)
-    if sink:
-        sink.close()
+    with json_lines(args.out) as emit:
+        run(args.modes.split(","), command_for, sets=args.sets, rounds=args.rounds, seconds=args.seconds,
+            warmup=args.warmup, concurrency=args.concurrency, seed=args.seed, emit=emit)
 
 
 if __name__ == "__main__":
