@@ -58,6 +58,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 from .._version import __version__
 from ..errors import UsageError
 from .jsonfile import read_json
+from ..atomic import write_atomic
 
 SCHEMA = "mcpprof.bench/1"
 PERCENTILES = (("p50", 50), ("p90", 90), ("p95", 95), ("p99", 99))
@@ -183,9 +184,7 @@ def write(doc: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
     if p.exists() and not p.is_file():
         raise UsageError(f"{p} exists and is not a regular file; give a file path for the result")
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.tmp")
-    tmp.write_text(json.dumps(doc, indent=1) + "\n")
-    os.replace(tmp, p)
+    write_atomic(p, json.dumps(doc, indent=1) + "\n")
 
 
 def load(path: str | os.PathLike[str]) -> Dict[str, Any]:

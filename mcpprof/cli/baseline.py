@@ -14,6 +14,7 @@ import click
 
 from ..errors import UsageError
 from . import console
+from ..atomic import write_atomic
 
 POINTER_SCHEMA = "mcpprof.baseline-pointer/1"
 
@@ -68,8 +69,6 @@ def save_cmd(result: str, directory: str, branch: Optional[str], date: Optional[
     doc.setdefault("baseline_info", {}).update({"branch": name, "date": day, "source": str(result)})
     results.write(doc, target)
     pointer = folder / f"{name}_latest.json"
-    tmp = pointer.with_name(f".{pointer.name}.tmp")
-    tmp.write_text(json.dumps({"schema": POINTER_SCHEMA, "path": target.name}) + "\n")
-    os.replace(tmp, pointer)
+    write_atomic(pointer, json.dumps({"schema": POINTER_SCHEMA, "path": target.name}) + "\n")
     console.info(f"saved {target} (and {pointer} -> {target.name})")
     return 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Dict, Iterable, Tuple
 
@@ -10,6 +9,7 @@ from ..errors import UsageError
 from ..export.registry import get_exporter
 from ..model import Profile
 from ..model.io import save
+from ..atomic import write_atomic
 
 #: (file name, exporter name) written for every CPU profile.
 CPU_OUTPUTS: Tuple[Tuple[str, str], ...] = (
@@ -40,8 +40,6 @@ def write_profile_outputs(profile: Profile, out_dir: Path, name: str = "profile.
     for file_name, exporter in outputs:
         data = get_exporter(exporter).render(profile)
         target = out_dir / file_name
-        tmp = target.with_name(f".{file_name}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
+        write_atomic(target, data)
         files[file_name] = str(target)
     return files

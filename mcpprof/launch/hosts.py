@@ -22,10 +22,10 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
+from ..atomic import write_atomic
 from ..errors import UsageError
 
 BACKUP_SUFFIX = ".mcpprof-bak"
@@ -68,19 +68,7 @@ def _save(path: str, data: Dict[str, Any], original_text: str) -> None:
     text = json.dumps(data, indent=_indent_of(original_text), ensure_ascii=False)
     if original_text.endswith("\n"):
         text += "\n"
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".mcpprof-", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        shutil.copymode(path, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_atomic(path, text, keep_mode=True)
 
 
 def server_tables(data: Dict[str, Any]) -> List[Tuple[str, str, Dict[str, Any]]]:

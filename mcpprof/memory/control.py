@@ -22,17 +22,14 @@ import tempfile
 import threading
 import time
 from typing import Any, Callable, Dict, Optional
+from ..atomic import write_atomic
 
 ENV_DIR = "MCPPROF_MEMCTL"
 POLL_S = 0.02
 
 
 def _write_json(path: str, data: Any) -> None:
-    folder = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh)
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(data))
 
 
 class MemoryControl:

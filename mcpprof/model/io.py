@@ -18,10 +18,10 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import tempfile
 import zlib
 from typing import Any, Dict, Union
 
+from ..atomic import write_atomic
 from .profile import Frame, Profile, Sample, ValueType
 from .requests import RequestTable
 
@@ -112,20 +112,7 @@ def loads(data: bytes) -> Profile:
 
 def save(profile: Profile, path: PathLike, compresslevel: int = 6) -> None:
     """Write atomically: a temporary file in the same folder, then ``os.replace``."""
-    data = dumps(profile, compresslevel)
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".mcpprof-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_atomic(path, dumps(profile, compresslevel))
 
 
 def load(path: PathLike) -> Profile:
