@@ -7,7 +7,7 @@ import datetime as _dt
 from typing import Any, List, Optional, Tuple, Union
 
 from .._version import __version__
-from ..analyse.summary import fmt_ms, fmt_pct, summarize
+from ..analyse.summary import Summary, fmt_ms, fmt_pct, summarize
 from ..export.html import page, script, stylesheet
 from ..model import Profile
 from . import memory as M
@@ -47,8 +47,7 @@ _BODY = """<header><h1>{title}</h1><div class="headline">{headline}</div><nav>{n
 <script>{switcher}</script>"""
 
 
-def _headline(profile: Profile, inputs: ReportInputs) -> str:
-    s = summarize(profile)
+def _headline(profile: Profile, s: Summary) -> str:
     parts = []
     if s.collector:
         parts.append(T.e(s.collector) + (f" @ {s.rate_hz:g} Hz" if s.rate_hz else ""))
@@ -64,8 +63,7 @@ def _headline(profile: Profile, inputs: ReportInputs) -> str:
     return " · ".join(parts)
 
 
-def _warnings(profile: Profile) -> str:
-    s = summarize(profile)
+def _warnings(s: Summary) -> str:
     out = []
     if not s.complete:
         out.append("This profile is incomplete" + (f": {T.e(s.incomplete_reason)}" if s.incomplete_reason else "."))
@@ -86,7 +84,7 @@ def render_report(source: Union[ReportInputs, Profile], *, title: Optional[str] 
     sections: List[Tuple[str, str, str]] = []  # (anchor, heading, html)
 
     sections.append(("requests", "Requests: what each tool costs",
-                     _warnings(profile) + T.tool_table(summary, inputs.memory, inputs.leaks) +
+                     _warnings(summary) + T.tool_table(summary, inputs.memory, inputs.leaks) +
                      '<p class="muted">Latency is measured per request in the server; CPU per call is '
                      f'{T.e(summary.cpu_source)} CPU; CPU share is of the server\'s CPU while serving.</p>'))
     if inputs.baseline is not None:
@@ -122,19 +120,14 @@ def render_report(source: Union[ReportInputs, Profile], *, title: Optional[str] 
     page_title = title or "mcpprof report"
     nav = "".join(f'<a href="#{a}">{T.e(h)}</a>' for a, h, _ in sections)
     body = "".join(f'<section id="{a}"><h2>{T.e(h)}</h2>{content}</section>' for a, h, content in sections)
-    markup = _BODY.format(title=T.e(page_title), headline=_headline(profile, inputs), nav=nav, body=body,
+    markup = _BODY.format(title=T.e(page_title), headline=_headline(profile, summary), nav=nav, body=body,
                           flamegraph=script(), switcher=SWITCHER_JS)
     return page(page_title, markup, CSS + "\n" + stylesheet()).encode("utf-8", "replace")
 
 
 def write_report(source: Any, path: Any, **options: Any) -> str:
     """Render and write atomically; returns the path written."""
-    import os
-    from pathlib import Path
+    from ..atomic import write_atomic
 
-    target = Path(path)
-    data = render_report(source, **options)
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, target)
-    return str(target)
+    write_atomic(path, render_report(source, **options))
+    return str(path)
