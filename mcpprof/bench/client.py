@@ -25,6 +25,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 from typing import IO, Any, Mapping, Sequence, Union
 
 from .._version import __version__
@@ -33,23 +34,23 @@ from .rpc import DEFAULT_TIMEOUT, ERROR_KINDS, PROTOCOL_VERSION, CallError, Repl
 
 _KEEP_INVALID = 5
 _KEEP_STDERR = 64 * 1024
+_READ_SIZE = 64 * 1024
 
 StderrTarget = Union[None, int, IO[Any]]
 
 
-class _Protocol(asyncio.SubprocessProtocol):
-    """Turns pipe callbacks into calls on the client; all the hot-path work happens here."""
+class _Stdout(asyncio.Protocol):
+    """The server's stdout: lines straight to the client, in the read callback.
+
+    Pipes are connected with ``connect_read_pipe`` rather than ``subprocess_exec``, whose transport
+    hands every chunk on through one more ``call_soon``: an extra event-loop turn per answer.
+    """
 
     def __init__(self, client: "StdioClient"):
         self.client = client
         self.buffer = b""
-        self.stdout_lost = False
-        self.exited: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
-    def pipe_data_received(self, fd: int, data: bytes) -> None:
-        if fd == 2:
-            self.client._stderr_received(data)
-            return
+    def data_received(self, data: bytes) -> None:
         if self.buffer:
             data = self.buffer + data
         lines = data.split(b"\n")
@@ -58,21 +59,26 @@ class _Protocol(asyncio.SubprocessProtocol):
         for line in lines:
             handle(line)
 
-    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
-        if fd == 1:
-            self.stdout_lost = True
-            if self.buffer:  # a last line without a newline
-                self.client._handle_line(self.buffer)
-                self.buffer = b""
-            self.client._lost("the server closed its stdout")
+    def eof_received(self) -> bool:
+        return False
 
-    def process_exited(self) -> None:
-        if not self.stdout_lost:
-            # Answers written just before the exit may still be in the pipe: give them a moment
-            # (a grandchild holding stdout open would otherwise keep requests waiting).
-            asyncio.get_running_loop().call_later(1.0, self.client._lost, "the server exited")
-        if not self.exited.done():
-            self.exited.set_result(None)
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.buffer:  # a last line without a newline
+            self.client._handle_line(self.buffer)
+            self.buffer = b""
+        self.client._stdout_lost()
+
+
+class _Stderr(asyncio.Protocol):
+    def __init__(self, client: "StdioClient"):
+        self.client = client
+
+    def data_received(self, data: bytes) -> None:
+        self.client._stderr_received(data)
+
+
+class _Stdin(asyncio.Protocol):
+    pass
 
 
 class StdioClient(RpcClient):
@@ -100,9 +106,10 @@ class StdioClient(RpcClient):
         self.invalid_samples: list[bytes] = []
         self.stderr_tail = b""
         self.initialize_result: dict[str, Any] | None = None
-        self._transport: asyncio.SubprocessTransport | None = None
-        self._protocol: _Protocol | None = None
         self._stdin: asyncio.WriteTransport | None = None
+        self._pipes: list[asyncio.BaseTransport] = []
+        self._exited: asyncio.Future[None] | None = None
+        self._stdout_closed = False
         self._dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
         self._loads = json.loads
 
@@ -111,16 +118,47 @@ class StdioClient(RpcClient):
     async def start(self) -> "StdioClient":
         loop = asyncio.get_running_loop()
         try:
-            transport, protocol = await loop.subprocess_exec(
-                lambda: _Protocol(self), *self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                stderr=self.stderr, env=self.env, cwd=self.cwd)
+            proc = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=self.stderr, env=self.env, cwd=self.cwd, bufsize=0)
         except OSError as exc:
             raise TargetError(f"cannot start the server {self.command[0]!r}: {exc.strerror or exc}") from None
-        self._transport, self._protocol = transport, protocol
-        self._stdin = transport.get_pipe_transport(0)  # type: ignore[assignment]
-        self.process = transport.get_extra_info("subprocess")
+        self.process = proc
+        self._exited = loop.create_future()
+        threading.Thread(target=self._wait_exit, args=(loop, proc), name="mcpprof-stdio-wait",
+                         daemon=True).start()
+        assert proc.stdin is not None and proc.stdout is not None
+        self._stdin, _ = await loop.connect_write_pipe(_Stdin, proc.stdin)
+        stdout, _ = await loop.connect_read_pipe(lambda: _Stdout(self), proc.stdout)
+        self._pipes = [self._stdin, stdout]
+        if hasattr(stdout, "max_size"):
+            # asyncio reads pipes 256 KiB at a time: every read allocates (mmap), shrinks (mremap) and
+            # frees (munmap) a buffer above malloc's mmap threshold, three syscalls per answer that
+            # cost more client CPU than the rest of a call. 64 KiB stays on the heap.
+            stdout.max_size = _READ_SIZE  # type: ignore[attr-defined]
+        if proc.stderr is not None:
+            err, _ = await loop.connect_read_pipe(lambda: _Stderr(self), proc.stderr)
+            self._pipes.append(err)
         self._start_sweeper()
         return self
+
+    def _wait_exit(self, loop: asyncio.AbstractEventLoop, proc: "subprocess.Popen[bytes]") -> None:
+        proc.wait()
+        try:
+            loop.call_soon_threadsafe(self._process_exited)
+        except RuntimeError:  # the loop is closed
+            pass
+
+    def _process_exited(self) -> None:
+        if not self._stdout_closed:
+            # Answers written just before the exit may still be in the pipe: give them a moment
+            # (a grandchild holding stdout open would otherwise keep requests waiting).
+            asyncio.get_running_loop().call_later(1.0, self._lost, "the server exited")
+        if self._exited is not None and not self._exited.done():
+            self._exited.set_result(None)
+
+    def _stdout_lost(self) -> None:
+        self._stdout_closed = True
+        self._lost("the server closed its stdout")
 
     @property
     def pid(self) -> int | None:
@@ -128,30 +166,31 @@ class StdioClient(RpcClient):
 
     @property
     def returncode(self) -> int | None:
-        return self._transport.get_returncode() if self._transport is not None else None
+        return self.process.returncode if self.process is not None else None
 
     async def aclose(self, grace: float = 5.0) -> int | None:
         """Close the server's stdin and wait ``grace`` s for it to exit, then SIGTERM, then SIGKILL.
         Returns the exit code (negative: killed by that signal)."""
-        transport, protocol = self._transport, self._protocol
-        if transport is None or protocol is None:
+        proc, exited = self.process, self._exited
+        if proc is None or exited is None:
             return None
         if self._stdin is not None and not self._stdin.is_closing():
             self._stdin.close()
         for sig in (None, signal.SIGTERM, signal.SIGKILL):
-            if sig is not None and transport.get_returncode() is None:
+            if sig is not None and proc.returncode is None:
                 try:
-                    transport.send_signal(sig)
+                    proc.send_signal(sig)
                 except ProcessLookupError:
                     pass
             try:
-                await asyncio.wait_for(asyncio.shield(protocol.exited), grace)
+                await asyncio.wait_for(asyncio.shield(exited), grace)
                 break
             except asyncio.TimeoutError:
                 continue
         self._lost("the client closed the connection")
-        transport.close()
-        return transport.get_returncode()
+        for pipe in self._pipes:
+            pipe.close()
+        return proc.returncode
 
     # -- requests -----------------------------------------------------------------------------------
 
