@@ -223,6 +223,7 @@ class Sampler(TimerMixin, StackTable):
         lcache, agg, raw, max_keys = self._labels, self._agg, self._raw, self.max_stacks
         n = overflow = 0
         hook = self.sample_hook
+        ovf_sid = self._ovf_sid
         for ident, top in frames.items():
             if ident == own:
                 continue
@@ -231,22 +232,21 @@ class Sampler(TimerMixin, StackTable):
                 st = tstate.get(ident)
                 if st is not None and st[5] and st[1] == id(top) and st[2] == top.f_lasti:
                     # Still waiting where it waited last tick (an idle leaf): count the wall time on
-                    # the same key without reading its CPU clock; whatever CPU it used meanwhile is
-                    # read at its next running sample, where the idle rule would have carried it.
-                    tl = tagger(ident)  # type: ignore[misc]
-                    if tl is st[6]:
-                        acc = agg.get(st[7])
-                        if acc is not None:
-                            acc[0] += 1
-                            acc[1] += wall
-                            if st[3] == self._ovf_sid:
-                                overflow += 1
-                            if hook is not None and tl is not None:
-                                hook(ident, st[3], st[7][1], wall, 0)
-                            continue
+                    # the same key (its counters are kept in st[8]) without reading its CPU clock or
+                    # its request: a thread that has not moved has not changed request either
+                    # (whatever CPU it used meanwhile is read at its next running sample, where the
+                    # idle rule would have carried it).
+                    acc = st[8]
+                    acc[0] += 1
+                    acc[1] += wall
+                    if st[3] == ovf_sid:
+                        overflow += 1
+                    if hook is not None and st[6] is not None:
+                        hook(ident, st[3], st[7][1], wall, 0)
+                    continue
                 cur = cpu_clock(ident)
                 if st is None:  # a thread started since the last tick used all its CPU since then
-                    st = tstate[ident] = [cur, 0, -1, -1, 0, False, None, None]
+                    st = tstate[ident] = [cur, 0, -1, -1, 0, False, None, None, None]
                     cpu = cur if cur is not None and not first_tick else 0
                 else:
                     prev, st[0] = st[0], cur
@@ -299,7 +299,7 @@ class Sampler(TimerMixin, StackTable):
                         acc = agg.get(key)
                     if acc is None:
                         acc = agg[key] = [0, 0, 0]
-                st[6], st[7] = tl, key
+                st[6], st[7], st[8] = tl, key, acc
                 if sid == self._ovf_sid:
                     overflow += 1
                 acc[0] += 1

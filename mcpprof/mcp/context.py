@@ -75,23 +75,26 @@ class RequestTag:
         return f"<RequestTag {self.name} id={self.request_id}>"
 
 
+_TARGETS = {"tools/call": ("name", L.TOOL), "prompts/get": ("name", L.PROMPT)}
+
+
 def tag_for(method: str, params: Any, request_id: Any = None, session_id: Any = None) -> RequestTag:
     """Build a tag from a JSON-RPC method and its raw params (dict or model)."""
     target, key = "", ""
     if params is not None:
-        get = params.get if isinstance(params, dict) else (lambda k, _p=params: getattr(_p, k, None))
-        if method == "tools/call":
-            target, key = get("name") or "", L.TOOL
-        elif method == "prompts/get":
-            target, key = get("name") or "", L.PROMPT
-        elif method.startswith("resources/"):
-            uri = get("uri")
-            target, key = (str(uri) if uri is not None else ""), L.RESOURCE_URI
+        spec = _TARGETS.get(method)
+        if spec is None and method.startswith("resources/"):
+            spec = ("uri", L.RESOURCE_URI)
+        if spec is not None:
+            value = params.get(spec[0]) if type(params) is dict else getattr(params, spec[0], None)
+            key = spec[1]
+            if value is not None:
+                target = value if type(value) is str else str(value)
     # a string id is copied here (allocated by mcpprof, not by the server's JSON parser): the span
     # ring keeps the last ids, and a leak check must not see the parser's strings kept per call
-    rid = "" if request_id is None else (request_id.encode().decode() if isinstance(request_id, str)
+    rid = "" if request_id is None else (request_id.encode().decode() if type(request_id) is str
                                          else str(request_id))
-    return RequestTag(method, str(target), key, rid,
+    return RequestTag(method, target, key, rid,
                       "" if session_id is None else str(session_id), time.perf_counter_ns())
 
 
@@ -214,8 +217,12 @@ class _Metered(collections.abc.Coroutine):
     def __iter__(self) -> Any:
         return self
 
-    def __next__(self) -> Any:
-        return self.send(None)
+    def __next__(self) -> Any:  # the step the event loop takes: send(None) without the extra call
+        t0 = _thread_cpu()
+        try:
+            return self._it.send(None)
+        finally:
+            self._tag.cpu_ns += _thread_cpu() - t0
 
     @property
     def cr_frame(self) -> Any:

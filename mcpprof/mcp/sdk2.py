@@ -23,12 +23,6 @@ def _error_kind(exc: BaseException) -> str:
     return exc.__class__.__qualname__
 
 
-def _is_tool_error(result: Any) -> bool:
-    if isinstance(result, dict):
-        return result.get("isError") is True
-    return getattr(result, "is_error", False) is True
-
-
 class ProfilingMiddleware:
     """``ServerMiddleware`` that tags each request for samplers and records its latency.
 
@@ -46,8 +40,9 @@ class ProfilingMiddleware:
             return await call_next(ctx)
         error: Optional[str] = None
         try:
-            result = await context.metered(call_next(ctx), tag)
-            if method == "tools/call" and _is_tool_error(result):
+            result = await (context._Metered(call_next(ctx), tag) if context.metering else call_next(ctx))
+            if method == "tools/call" and (result.get("isError") is True if type(result) is dict
+                                           else getattr(result, "is_error", False) is True):
                 error = "tool_error"
             return result
         except BaseException as exc:
