@@ -1,8 +1,10 @@
 """Overhead of each memory backend on the bundled example server under load, one interleaved run.
 
 Modes per round (fresh server each, seeded shuffled order): ``none`` (plain server), ``agent``
-(the mcpprof agent with its memory channel, no memory backend), ``tracemalloc@1`` / ``tracemalloc@8``
-(traceback depth), ``memray`` (Tracker in the server, Python frames). Each run warms up untraced,
+(the mcpprof agent with its memory channel, no memory backend), ``sampled`` / ``sampled@64k``
+(sampled allocations from the C extension, mean interval 256 KiB by default or the given size),
+``tracemalloc@1`` / ``tracemalloc@8`` (traceback depth), ``memray`` (Tracker in the server, Python
+frames). Each run warms up untraced,
 starts the backend, then drives echo + alloc(kib=16) over stdio with N calls in flight for a fixed
 window. Reported per mode: median req/s, the median over rounds of the paired slowdown
 none req/s / mode req/s from the same round, and the paired ratio of server CPU time per call
@@ -29,6 +31,12 @@ from mcpprof.bench.client import StdioClient
 from mcpprof.bench.drive import CallSpec, drive
 from mcpprof.jobs.memlaunch import EXAMPLE_COMMAND, launch
 
+def interval_of(mode: str) -> int:
+    """``sampled`` -> 256 KiB, ``sampled@64k`` -> 65536."""
+    spec = mode.partition("@")[2].lower() or "256k"
+    return int(float(spec.rstrip("km")) * {"k": 1024, "m": 1024 ** 2}.get(spec[-1], 1))
+
+
 def cpu_s(pid: int) -> float:
     """utime + stime of ``pid`` in seconds (/proc/PID/stat)."""
     with open(f"/proc/{pid}/stat") as fh:
@@ -40,6 +48,7 @@ MIX = [CallSpec("tools/call", "echo", {"text": "hello"}, 2.0), CallSpec("tools/c
 
 
 async def one_run(mode: str, seconds: float, warmup: float, concurrency: int) -> dict:
+    extra: dict = {}
     if mode == "none":
         async with StdioClient(EXAMPLE_COMMAND) as client:
             await client.initialize()
@@ -55,13 +64,18 @@ async def one_run(mode: str, seconds: float, warmup: float, concurrency: int) ->
                     await srv.control.call("tracemalloc_start", nframe=int(mode.split("@")[1]))
                 elif mode == "memray":
                     await srv.control.call("memray_start", path=str(Path(tmp) / "cap.bin"))
+                elif mode.startswith("sampled"):
+                    await srv.control.call("sampled_start", interval=interval_of(mode))
                 c0 = cpu_s(srv.pid)
                 result = await drive(srv.client, MIX, seconds=seconds, concurrency=concurrency)
                 cpu = cpu_s(srv.pid) - c0
                 if mode == "memray":
                     await srv.control.call("memray_stop")
+                elif mode.startswith("sampled"):
+                    stats = await srv.control.call("snapshot", path=str(Path(tmp) / "s.mcpprof"))
+                    extra = {k: stats["metadata"].get(k) for k in ("samples_taken", "live_samples", "snapshot_s")}
     return {"mode": mode, "calls": result.calls, "errors": sum(result.errors.values()), "wall_s": result.wall_s,
-            "throughput": result.calls / result.wall_s, "cpu_ms_per_call": 1000 * cpu / max(1, result.calls)}
+            "throughput": result.calls / result.wall_s, "cpu_ms_per_call": 1000 * cpu / max(1, result.calls), **extra}
 
 
 def main() -> None:
@@ -70,7 +84,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--warmup", type=float, default=1.0)
     ap.add_argument("--concurrency", type=int, default=16)
-    ap.add_argument("--modes", default="none,agent,tracemalloc@1,tracemalloc@8,memray")
+    ap.add_argument("--modes", default="none,agent,sampled,sampled@64k,tracemalloc@1,tracemalloc@8,memray")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", default="")
     args = ap.parse_args()

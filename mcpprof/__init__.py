@@ -79,9 +79,10 @@ def memory_snapshot(target: Any = None, *, backend: str = "", seconds: float = 1
     """Live memory per allocation stack (and MCP tool) as a profile with ``inuse_space/bytes`` and
     ``inuse_objects/count``; process memory and fragmentation in ``extras["process_memory"]``.
 
-    ``target``: None for this process (tracemalloc must be tracing), a pid (memray attach for
-    ``seconds``), or a server command (list or string) launched, driven and snapshotted
-    (options of :class:`mcpprof.jobs.memory.MemoryJob` as keywords)."""
+    ``target``: None for this process (allocation sampling or tracemalloc must be running), a pid
+    (memray attach for ``seconds``), or a server command (list or string) launched, driven and
+    snapshotted (options of :class:`mcpprof.jobs.memory.MemoryJob` as keywords; ``backend``
+    ``sampled`` by default, falling back to ``tracemalloc`` where the extension is not built)."""
     from .jobs import memory as _memory
 
     if target is None:
@@ -92,7 +93,7 @@ def memory_snapshot(target: Any = None, *, backend: str = "", seconds: float = 1
         import shlex
 
         command = shlex.split(target) if isinstance(target, str) else list(target)
-        job = _memory.MemoryJob(command=command, backend=backend or "tracemalloc", seconds=seconds,
+        job = _memory.MemoryJob(command=command, backend=backend or "sampled", seconds=seconds,
                                 nframe=nframe, **job)
     job.out_dir = job.out_dir or _memory.temp_out_dir()
     job.force = True

@@ -5,9 +5,11 @@ name ``memctl``) polls for it every 20 ms, runs the command and answers with ``r
 needs no socket and no extra thread on the event loop; readings are taken from its own thread
 (under the GIL, so a ``gc.collect()`` or a snapshot briefly pauses the server). Commands:
 
-``ping``; ``tracemalloc_start {nframe}``; ``tracemalloc_stop``; ``reading {collect}`` (traced bytes,
-RSS, gc objects, every traceback's bytes and count); ``snapshot {path}`` (an in-use profile written
-as ``.mcpprof``); ``report {trim}`` (process memory and fragmentation);
+``ping``; ``tracemalloc_start {nframe}``; ``tracemalloc_stop``; ``sampled_start {interval, max_frames}``
+(sampled allocations, the optional C extension; fails with the reason when it is not built for this
+Python); ``sampled_stop``; ``reading {collect}`` (traced bytes,
+RSS, gc objects, every traceback's bytes and count); ``snapshot {path}`` (an in-use profile from whichever
+of tracemalloc or sampled runs, written as ``.mcpprof``); ``report {trim}`` (process memory and fragmentation);
 ``memray_start {path, native, python_allocators}`` / ``memray_stop``.
 
 Server side: stdlib only, never writes to stdout, a failed command gets an error reply.
@@ -93,6 +95,8 @@ class MemoryControl:
     def _tracemalloc_start(self, args: Dict[str, Any]) -> Dict[str, Any]:
         from ..collect.tracemalloc_collector import TracemallocCollector
 
+        if self._collector is not None and not isinstance(self._collector, TracemallocCollector):
+            raise RuntimeError(f"{self._collector.name} is already running")
         if self._collector is None:
             self._collector = TracemallocCollector(nframe=int(args.get("nframe", 1)))
         self._collector.start()
@@ -100,6 +104,24 @@ class MemoryControl:
 
     def _tracemalloc_stop(self, args: Dict[str, Any]) -> Dict[str, Any]:
         if self._collector is not None:
+            self._collector.stop()
+            self._collector = None
+        return {}
+
+    def _sampled_start(self, args: Dict[str, Any]) -> Dict[str, Any]:
+        from ..collect.allocsample_collector import DEFAULT_INTERVAL, DEFAULT_MAX_FRAMES, SampledCollector
+
+        if self._collector is not None and not isinstance(self._collector, SampledCollector):
+            raise RuntimeError(f"{self._collector.name} is already running")
+        collector = self._collector or SampledCollector(
+            interval_bytes=int(args.get("interval") or DEFAULT_INTERVAL),
+            max_frames=int(args.get("max_frames") or DEFAULT_MAX_FRAMES))
+        collector.start()  # raises with the reason when the extension is not built for this Python
+        self._collector = collector
+        return {"interval": collector.interval_bytes, "max_frames": collector.max_frames}
+
+    def _sampled_stop(self, args: Dict[str, Any]) -> Dict[str, Any]:
+        if self._collector is not None and self._collector.name == "sampled":
             self._collector.stop()
             self._collector = None
         return {}
@@ -126,7 +148,7 @@ class MemoryControl:
         from ..model.io import save
 
         if self._collector is None:
-            raise RuntimeError("tracemalloc was not started")
+            raise RuntimeError("no memory backend was started (tracemalloc_start or sampled_start)")
         profile = self._collector.snapshot(collect=bool(args.get("collect", True)))
         save(profile, args["path"])
         return {"path": args["path"], "metadata": profile.metadata}
