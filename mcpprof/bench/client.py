@@ -55,9 +55,19 @@ class _Stdout(asyncio.Protocol):
             data = self.buffer + data
         lines = data.split(b"\n")
         self.buffer = lines.pop()
-        handle = self.client._handle_line
-        for line in lines:
-            handle(line)
+        if len(lines) == 1:
+            self.client._handle_line(lines[0])
+            return
+        # several answers at once: the requests their callbacks send go out in one write
+        client = self.client
+        client._held = held = []
+        try:
+            for line in lines:
+                client._handle_line(line)
+        finally:
+            client._held = None
+            if held and client._stdin is not None and not client._stdin.is_closing():
+                client._stdin.write(b"".join(held))
 
     def eof_received(self) -> bool:
         return False
@@ -110,6 +120,7 @@ class StdioClient(RpcClient):
         self._pipes: list[asyncio.BaseTransport] = []
         self._exited: asyncio.Future[None] | None = None
         self._stdout_closed = False
+        self._held: list[bytes] | None = None  # writes held while a chunk of answers is handled
         self._dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
         self._loads = json.loads
 
@@ -232,7 +243,10 @@ class StdioClient(RpcClient):
     def _write(self, msg: Mapping[str, Any]) -> None:
         if self._closed_reason is not None or self._stdin is None or self._stdin.is_closing():
             raise CallError("transport", f"{msg.get('method')}: {self._closed_reason or 'not connected'}")
-        self._stdin.write(self._dumps(msg).encode() + b"\n")
+        if self._held is not None:
+            self._held.append(self._dumps(msg).encode() + b"\n")
+        else:
+            self._stdin.write(self._dumps(msg).encode() + b"\n")
 
     def _handle_line(self, line: bytes) -> None:
         try:
