@@ -88,17 +88,26 @@ def _show(result: object, as_json: bool) -> None:
 
     profile = result.profile  # type: ignore[attr-defined]
     report = result.report  # type: ignore[attr-defined]
+    allocated = getattr(result, "allocated", None)
     by_bytes, by_count = top_sites(profile, "bytes"), top_sites(profile, "count")
+    allocated_rows = top_sites(allocated, "bytes") if allocated is not None else None
     if as_json:
         from .output import print_json
 
-        print_json({"top_by_bytes": by_bytes, "top_by_count": by_count, "process_memory": report,
-                    "metadata": profile.metadata})
+        doc = {"top_by_bytes": by_bytes, "top_by_count": by_count, "process_memory": report,
+               "metadata": profile.metadata}
+        if allocated_rows is not None:
+            doc["allocated_top_by_bytes"] = allocated_rows
+        print_json(doc)
         return
     from rich.table import Table
 
-    for title, rows in (("live memory by allocation site (bytes)", by_bytes),
-                        ("live memory by allocation site (objects)", by_count)):
+    tables = [("live memory by allocation site (bytes)", by_bytes),
+              ("live memory by allocation site (objects)", by_count)]
+    if allocated_rows is not None:
+        seconds = profile.metadata.get("snapshot_ns", 0) - profile.metadata.get("tracing_since_ns", 0)
+        tables.append((f"allocated while the workload ran ({seconds / 1e9:.1f} s, freed or not)", allocated_rows))
+    for title, rows in tables:
         table = Table(title=title, title_justify="left")
         for col in ("site", "tool", "bytes", "objects"):
             table.add_column(col, justify="right" if col in ("bytes", "objects") else "left")
@@ -126,7 +135,8 @@ def _show(result: object, as_json: bool) -> None:
                      f"allocated on average, {profile.metadata.get('samples_taken', 0):,} samples)[/]")
         if not profile.samples:
             console.info(f"[yellow]no sampled allocation is still live:[/] live memory kept since the start is "
-                         f"well below {kib:g} KiB per site; use a smaller --interval or --backend tracemalloc")
+                         f"well below {kib:g} KiB per site (what was allocated is in the last table); for small "
+                         f"live sizes use a smaller --interval or --backend tracemalloc")
     note = profile.metadata.get("cost_note")
     if note:
         console.info(f"[yellow]cost:[/] {note}")

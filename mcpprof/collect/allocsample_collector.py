@@ -29,9 +29,9 @@ DEFAULT_INTERVAL = 256 * 1024
 DEFAULT_MAX_FRAMES = 128
 #: Measured by benchmarks/memory_overhead.py (paired ratios of server CPU per call against no
 #: profiler, bundled example server, echo + alloc over stdio); see docs/tasks/leaks.rst.
-COST_NOTE = ("sampled allocations (estimates, one sample per interval of bytes): 1.14x and 1.26x server CPU "
-             "per call at 256 KiB on the example server (medians of paired ratios, two 5-round runs of "
-             "benchmarks/memory_overhead.py on a shared VM; the agent alone 1.08-1.10x), against 2.4-3.7x "
+COST_NOTE = ("sampled allocations (estimates, one sample per interval of bytes): 1.12-1.26x server CPU "
+             "per call at 256 KiB on the example server (medians of paired ratios, three runs of "
+             "benchmarks/memory_overhead.py on a shared VM; the agent alone 1.04-1.10x), against 2.1-3.7x "
              "for tracemalloc and memray; it sees only allocations made after it started")
 SampledFrames = Tuple[Tuple[str, int, str], ...]  # (file, line, function), innermost first
 

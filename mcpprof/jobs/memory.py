@@ -29,6 +29,9 @@ from .outputs import prepare_out_dir, write_profile_outputs
 BACKENDS = ("sampled", "tracemalloc", "memray")
 DEFAULT_INTERVAL = 256 * 1024
 MEMORY_OUTPUTS = (("memory.folded", "folded"), ("memory.speedscope.json", "speedscope"), ("memory.html", "html"))
+ALLOCATED_OUTPUTS = (("allocated.folded", "folded"), ("allocated.speedscope.json", "speedscope"),
+                     ("allocated.html", "html"))
+_ALLOCATED = "_allocated_profile"
 
 
 @dataclass
@@ -56,6 +59,8 @@ class MemoryJobResult:
     out_dir: str
     files: Dict[str, str]
     drive: Any = None
+    #: sampled backend: estimated bytes/objects allocated per stack while the workload ran (freed or not)
+    allocated: Optional[Profile] = None
 
 
 def run_memory_job(job: MemoryJob, progress: Optional[Callable[[str], None]] = None) -> MemoryJobResult:
@@ -76,12 +81,16 @@ def run_memory_job(job: MemoryJob, progress: Optional[Callable[[str], None]] = N
         drive = None
     else:
         profile, report, drive = _launched(job, out, note)
+    allocated = profile.extras.pop(_ALLOCATED, None)
     profile.extras["process_memory"] = report
     files = write_profile_outputs(profile, out, "memory.mcpprof", MEMORY_OUTPUTS if profile.samples else ())
+    if allocated is not None:
+        files.update(write_profile_outputs(allocated, out, "allocated.mcpprof",
+                                           ALLOCATED_OUTPUTS if allocated.samples else ()))
     path = out / "memory-report.json"
     path.write_text(json.dumps(report, indent=2))
     files["memory-report.json"] = str(path)
-    return MemoryJobResult(profile, report, str(out), files, drive)
+    return MemoryJobResult(profile, report, str(out), files, drive, allocated)
 
 
 def _attach(job: MemoryJob, out: Path, note: Callable[[str], None]) -> Any:
@@ -113,7 +122,7 @@ def _launched(job: MemoryJob, out: Path, note: Callable[[str], None]) -> Any:
     log_path = out / "server.stderr.log"
     with open(log_path, "wb") as log:
         profile, report, drive = asyncio.run(_drive(job, command, raw, log, args_by_tool, note))
-    agent_profiles = [load(p) for p in sorted(glob.glob(str(raw / "*.mcpprof")))]
+    agent_profiles = [load(p) for p in sorted(glob.glob(str(raw / "profile-*.mcpprof")))]
     for agent_profile in agent_profiles:  # GC pauses and the memory timeline the agent recorded
         for key in ("gc_pauses", "memory_timeline"):
             if key in agent_profile.extras:
@@ -150,10 +159,12 @@ async def _drive(job: MemoryJob, command: List[str], raw: Path, log: Any, args_b
             note(f"{backend} started in pid {srv.pid}; driving {len(calls)} tools for {job.seconds:g} s")
             result = await drive(srv.client, calls, seconds=job.seconds, concurrency=job.concurrency)
             if backend in ("tracemalloc", "sampled"):
-                path = str(raw / f"{backend}.mcpprof")
-                await ctl.call("snapshot", path=path)
+                path, allocated_path = str(raw / f"{backend}.mcpprof"), str(raw / f"{backend}-allocated.mcpprof")
+                reply = await ctl.call("snapshot", path=path, allocated_path=allocated_path)
                 await ctl.call(f"{backend}_stop")
                 profile = load(path)
+                if reply.get("allocated_path"):
+                    profile.extras[_ALLOCATED] = load(allocated_path)  # taken out by run_memory_job
                 if fallback:
                     profile.metadata["backend_fallback"] = f"sampled -> tracemalloc: {fallback}"
             else:

@@ -151,7 +151,11 @@ class MemoryControl:
             raise RuntimeError("no memory backend was started (tracemalloc_start or sampled_start)")
         profile = self._collector.snapshot(collect=bool(args.get("collect", True)))
         save(profile, args["path"])
-        return {"path": args["path"], "metadata": profile.metadata}
+        reply = {"path": args["path"], "metadata": profile.metadata}
+        if args.get("allocated_path") and hasattr(self._collector, "allocated"):
+            save(self._collector.allocated(), args["allocated_path"])  # sampled: allocated since start
+            reply["allocated_path"] = args["allocated_path"]
+        return reply
 
     def _report(self, args: Dict[str, Any]) -> Dict[str, Any]:
         from .fragmentation import measure

@@ -49,6 +49,14 @@ def test_sampled_profile_attributes_the_leak_to_the_alloc_tool(tmp_path: Path) -
     assert profile.total(INUSE_SPACE) < 2 * truth
     assert (Path(result.out_dir) / "memory.mcpprof").is_file()
     assert result.report["figures"]["rss"] > 0 and "pymalloc_arenas" in result.report["figures"]
+    # what was allocated while the workload ran (freed or not): every call makes 16 chunks, kept or not
+    allocated = result.allocated
+    assert allocated is not None and allocated.metadata["view"] == "alloc"
+    made = sum(s.values[0] for s, frames in allocated.iter_stacks()
+               if s.label(L.TOOL) == "alloc" and any(f.function == "make_chunks" for f in frames))
+    assert abs(made / truth - 1) < 0.4, (made, truth)
+    assert any(r["tool"] == "alloc" and "make_chunks" in r["site"] for r in top_sites(allocated, "bytes", limit=5))
+    assert (Path(result.out_dir) / "allocated.mcpprof").is_file() and (Path(result.out_dir) / "allocated.html").is_file()
 
 
 BLOCKED = ("import sys, runpy; sys.modules['mcpprof.collect._allocsample'] = None; "
