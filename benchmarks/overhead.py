@@ -7,6 +7,9 @@ stdio with N calls in flight. Reported per mode: the median over windows of the 
 ratio mode/none (with its quartiles; the figure the issues quote) and of server CPU per call.
 
     python benchmarks/overhead.py --sets 3 --rounds 10 --seconds 1.5 --out benchmarks/results/overhead.jsonl
+    python benchmarks/overhead.py --sets 2 --rounds 8 --modes none,tags@1,sample@1,sample@100,thread@100
+
+The second form splits the overhead by switching the agent's parts off (see ``VARIANT_ENV``).
 
 Prints one JSON line per window and per summary to stdout (a script, not library code).
 """
@@ -19,12 +22,25 @@ import sys
 from interleave import SERVER_MODULE, json_lines, run
 
 
+#: Agent variants, to see where the overhead comes from: ``sample@R`` is the default agent at R Hz;
+#: ``tags@R`` has no recorders and no services (request tags, latencies, exact CPU, the sampler);
+#: ``thread@R`` samples from a thread instead of the SIGALRM timer; ``noflush@R`` writes only at
+#: exit. R = 1 leaves the sampler nearly idle, isolating the per-request hooks.
+VARIANT_ENV = {
+    "sample": [],
+    "tags": ["MCPPROF_RECORDERS=", "MCPPROF_SERVICES="],
+    "thread": ["MCPPROF_TIMER=thread"],
+    "noflush": ["MCPPROF_FLUSH=0"],
+}
+
+
 def command_for(mode: str, out_dir: str) -> list:
     server = [sys.executable, "-m", SERVER_MODULE]
     if mode == "none":
         return server
-    rate = mode.split("@")[1]
-    return [sys.executable, "-m", "mcpprof", "run", "--quiet", "--rate", rate, "--out", out_dir, "--"] + server
+    kind, rate = mode.split("@")
+    return (["env", *VARIANT_ENV[kind], sys.executable, "-m", "mcpprof", "run", "--quiet", "--rate", rate,
+             "--out", out_dir, "--"] + server)
 
 
 def main() -> None:
