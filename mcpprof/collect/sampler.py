@@ -43,6 +43,16 @@ from .timer import TimerMixin
 UNNAMED_THREAD = "(unnamed)"
 _LABEL_CACHE_MAX = 4096
 
+def _tag_from_stack(top: Any, code_id: int, tagger: Any) -> Optional[LabelSet]:
+    """Labels the tagger reads from the innermost frame of code ``code_id`` on the stack."""
+    f = top
+    while f is not None:
+        if id(f.f_code) == code_id:
+            return tagger.from_frame(f)
+        f = f.f_back
+    return None
+
+
 class Sampler(TimerMixin, StackTable):
     """Samples every other thread's stack ``rate_hz`` times a second (see the module docstring)."""
 
@@ -224,6 +234,7 @@ class Sampler(TimerMixin, StackTable):
         n = overflow = 0
         hook = self.sample_hook
         ovf_sid = self._ovf_sid
+        frame_code_id = id(getattr(tagger, "frame_code", None)) if hasattr(tagger, "from_frame") else -1
         for ident, top in frames.items():
             if ident == own:
                 continue
@@ -252,10 +263,11 @@ class Sampler(TimerMixin, StackTable):
                     prev, st[0] = st[0], cur
                     cpu = 0 if cur is None or prev is None or cur < prev else cur - prev
                 lasti = top.f_lasti
+                ids = None
                 if cpu == 0 and cur is not None and st[3] >= 0 and st[1] == id(top) and st[2] == lasti:
                     sid = st[3]  # the thread has not run since the last tick: same stack
                 else:
-                    ids: List[int] = []
+                    ids = []
                     append = ids.append
                     f = top
                     while f is not None:
@@ -284,6 +296,10 @@ class Sampler(TimerMixin, StackTable):
                     name = self._name_of(ident)
                 try:
                     tl = tagger(ident)  # type: ignore[misc]
+                    if tl is None and ids is not None and frame_code_id in ids:
+                        # the tagged call is on the stack, but its tag is gone: the thread ran on
+                        # while this tick was interrupted. The tag is in that frame: take it there.
+                        tl = _tag_from_stack(top, frame_code_id, tagger)
                 except Exception as exc:
                     self._note_error(exc)
                     tl = None

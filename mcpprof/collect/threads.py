@@ -77,4 +77,17 @@ def request_tagger() -> Callable[[int], Optional[LabelSet]]:
             return tag.labels
         return None if context.serving else startup
 
+    # A worker thread's tag lives in the frame of the wrapper that runs its request's code: a
+    # sampler that finds that frame on a stack whose tag has already been cleared (the thread ran
+    # on while the tick was interrupted) reads the tag from it.
+    code = next((c for c in context.tagged.__code__.co_consts
+                 if getattr(c, "co_name", "") == "run_tagged"), None)
+    if code is not None:
+        tagger.frame_code = code  # type: ignore[attr-defined]
+        tagger.from_frame = _labels_in_frame  # type: ignore[attr-defined]
     return tagger
+
+
+def _labels_in_frame(frame: Any) -> Optional[LabelSet]:
+    tag = frame.f_locals.get("tag")
+    return getattr(tag, "labels", None)

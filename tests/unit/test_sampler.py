@@ -55,6 +55,29 @@ def test_labels_from_tagger_plus_thread_name():
     assert labels == {tuple(sorted(tool + MAIN)), WORKER}
 
 
+def test_a_cleared_worker_tag_is_read_from_the_tagged_frame_on_the_stack():
+    # the worker ran on while a tick was interrupted: its tag is gone from the tagger's maps, but the
+    # frames the tick took still hold the wrapper that carries it
+    tool = ((L.TOOL, "cpu_sync"), (L.METHOD, "tools/call"))
+    wrapper = Code("run_tagged")
+
+    class Tag:
+        labels = tool
+
+    def tagger(ident):
+        return None
+
+    tagger.frame_code = wrapper
+    tagger.from_frame = lambda frame: frame.f_locals["tag"].labels
+    env = Env(tagger=tagger)
+    leaf = chain(Code("worker_run"), wrapper, Code("fib"))
+    leaf.f_back.f_locals = {"tag": Tag()}
+    env.frames = {2: leaf, 1: chain(Code("select"))}
+    env.tick()
+    labels = {s.labels for s in env.profile().samples}
+    assert labels == {tuple(sorted(tool + WORKER)), MAIN}
+
+
 def test_tagger_errors_are_counted_and_the_sample_kept():
     def tagger(ident):
         raise RuntimeError("boom")
