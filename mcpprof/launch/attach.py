@@ -184,13 +184,15 @@ def _remove_stale(path: str) -> None:
 
 def profile_pid(pid: int, seconds: float = 10.0, mode: str = "auto", *, rate_hz: Optional[float] = None,
                 wait: bool = False, clock: str = "cpu",
-                on_start: Optional[Callable[[Dict[str, Any]], None]] = None) -> Profile:
+                on_start: Optional[Callable[[Dict[str, Any]], None]] = None,
+                on_stop: Optional[Callable[[], None]] = None) -> Profile:
     """Profile the running process ``pid`` for ``seconds`` and return the profile.
 
     ``mode``: ``auto`` (the agent's own collector if the process runs the agent, else py-spy),
     ``sample`` / ``exact`` / ``pyinstrument`` (in-process: need the agent), or ``pyspy`` (from
     outside). ``wait`` adds the async wait view (agent only) in ``profile.extras["asyncwait"]``.
-    ``on_start(info)`` is called once recording has begun.
+    ``on_start(info)`` is called once recording has begun, ``on_stop()`` just before it is asked to
+    stop (building and sending the profile comes after).
     """
     if mode not in MODES:
         raise UsageError(f"unknown mode {mode!r}: choose one of {', '.join(MODES)}")
@@ -210,6 +212,8 @@ def profile_pid(pid: int, seconds: float = 10.0, mode: str = "auto", *, rate_hz:
             if on_start is not None:
                 on_start({"via": "agent", **started})
             time.sleep(seconds)
+            if on_stop is not None:
+                on_stop()
             reply = client.call("stop")
         return from_dict(reply["profile"])
     if mode not in ("auto", "pyspy"):
