@@ -2,7 +2,7 @@
 
 One HTML file, no network at all (a Content-Security-Policy forbids every fetch), no third-party
 code: the call tree (root -> request name -> frames, :mod:`mcpprof.export.tree`) pruned by fraction
-of the total is embedded as a JSON island, and a small script (``assets/flamegraph.js``, with
+of the total is embedded as a JSON island, and a small script (``assets/flamegraph.js`` after its helpers in ``flamegraph_util.js``, with
 ``assets/flamegraph.css``, both inlined) draws it as positioned boxes.
 
 In the page: click a box to zoom, "Reset zoom" (or Esc), a regex search with "Matched: N%" (nested
@@ -151,7 +151,7 @@ def _check_inline(text: str) -> str:
 def script() -> str:
     """The flame graph's script, inlined once per page (``<script>`` + this + ``</script>``) after
     every fragment: it draws each ``.mcpprof-flamegraph`` of the page not drawn yet."""
-    return _check_inline(asset("flamegraph.js"))
+    return _check_inline(asset("flamegraph_util.js") + "\n" + asset("flamegraph.js"))
 
 
 def fragment_of(data: Dict[str, Any], script_inline: bool = True) -> str:

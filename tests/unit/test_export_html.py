@@ -81,8 +81,8 @@ def test_no_network_no_absolute_paths(mcp_profile):
 
 
 def test_assets_are_package_data_and_safe_to_inline():
-    js, css = html.asset("flamegraph.js"), html.asset("flamegraph.css")
-    assert "fg-data" in js and ".mcpprof-flamegraph" in css
+    js, css = html.script(), html.asset("flamegraph.css")
+    assert "fg-data" in js and "mcpprofFlameUtil" in js and ".mcpprof-flamegraph" in css
     for text in (js, css):
         assert "</script" not in text.lower() and "</style" not in text.lower()
         assert "http" not in text.replace("XMLHttpRequest", "")
@@ -120,7 +120,7 @@ def test_big_profile_is_pruned_to_a_small_page():
     data = island_of(page)
     assert not any(n.startswith("g") for n in data["names"])
     assert len(data["name"]) == 3 + 300 + 300  # all, request, main; f0..f299, one [pruned] under each
-    assert len(page) < 40_000 + len(html.asset("flamegraph.js")) + len(html.asset("flamegraph.css"))
+    assert len(page) < 40_000 + len(html.script()) + len(html.asset("flamegraph.css"))
 
 
 @pytest.mark.parametrize("bad", [-0.1, 1.0, 2])

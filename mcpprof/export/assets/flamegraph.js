@@ -39,15 +39,9 @@
     // the widths drawn: the profile's values, or a diff's new or base side
     function cur() { return base && state.side === 'base' ? base[state.t] : values[state.t]; }
 
-    // ---- formatting -------------------------------------------------------------------------
-    function group(s) { return s.replace(/\B(?=(\d{3})+(?!\d))/g, ','); }
-    function num(x, dec) { var p = x.toFixed(dec).split('.'); p[0] = group(p[0]); return p.join('.'); }
-    function ms(x) { return num(x, Math.abs(x) < 10 ? 2 : Math.abs(x) < 1000 ? 1 : 0) + ' ms'; }
-    function bytes(b) {
-      var u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'], k = 0;
-      while (Math.abs(b) >= 1024 && k < u.length - 1) { b /= 1024; k++; }
-      return (k ? num(b, Math.abs(b) < 10 ? 2 : 1) : num(b, 0)) + ' ' + u[k];
-    }
+    // ---- formatting (the stateless helpers are in flamegraph_util.js) ------------------------
+    var U = mcpprofFlameUtil, group = U.group, num = U.num, ms = U.ms, bytes = U.bytes, pct = U.pct;
+    var hash = U.hash, rgb = U.rgb, reverse = U.reverse;
     function fmt(x) {
       var ty = types[state.t];
       switch (ty.unit) {
@@ -59,18 +53,8 @@
         default: return num(x, 0) + (ty.noun ? ' ' + ty.noun : '');
       }
     }
-    function pct(part, whole) {
-      if (!whole) return '0%';
-      var f = 100 * part / whole;
-      return (f !== 0 && f < 0.1 ? f.toFixed(3) : f.toFixed(f < 10 ? 2 : 1)) + '%';
-    }
 
     // ---- colours (flamegraph.pl-like "hot" palette, hashed by function name) ---------------------
-    function hash(s) {
-      var h = 2166136261;
-      for (var k = 0; k < s.length; k++) { h ^= s.charCodeAt(k); h = Math.imul(h, 16777619); }
-      return h >>> 0;
-    }
     function colour(ni) {
       var c = colourCache[ni];
       if (c) return c;
@@ -84,7 +68,6 @@
       colourCache[ni] = c;
       return c;
     }
-    function rgb(r, g, b) { return 'rgb(' + Math.round(r) + ',' + Math.round(g) + ',' + Math.round(b) + ')'; }
 
     // ---- differential: base -> new ----------------------------------------------------------------
     // A frame's change is that of its total (inclusive) value; with state.norm, of its share of the
@@ -109,9 +92,6 @@
     }
 
     // ---- layout -------------------------------------------------------------------------------
-    function reverse(arr, from) {
-      for (var lo = from, hi = arr.length - 1; lo < hi; lo++, hi--) { var tmp = arr[lo]; arr[lo] = arr[hi]; arr[hi] = tmp; }
-    }
     function maxDepth() {
       var key = state.t + ':' + state.side;
       if (maxDepthCache[key] === undefined) {
