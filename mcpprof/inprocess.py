@@ -62,8 +62,7 @@ class ProfileSession:
 
         def sink(tag: Any, duration_ns: int, error: Optional[str]) -> None:
             with lock:
-                requests.record(tag.method, tag.target, duration_ns, error, tag.request_id, tag.start_ns,
-                                cpu_ns=tag.cpu_ns)
+                requests.record_tag(tag, duration_ns, error)
 
         self._sink = sink
         self._owns_hooks = not context._thread_patches  # an agent may have installed them already

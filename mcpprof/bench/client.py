@@ -69,9 +69,6 @@ class _Stdout(asyncio.Protocol):
             if held and client._stdin is not None and not client._stdin.is_closing():
                 client._stdin.write(b"".join(held))
 
-    def eof_received(self) -> bool:
-        return False
-
     def connection_lost(self, exc: Exception | None) -> None:
         if self.buffer:  # a last line without a newline
             self.client._handle_line(self.buffer)
@@ -85,10 +82,6 @@ class _Stderr(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.client._stderr_received(data)
-
-
-class _Stdin(asyncio.Protocol):
-    pass
 
 
 class StdioClient(RpcClient):
@@ -138,7 +131,7 @@ class StdioClient(RpcClient):
         threading.Thread(target=self._wait_exit, args=(loop, proc), name="mcpprof-stdio-wait",
                          daemon=True).start()
         assert proc.stdin is not None and proc.stdout is not None
-        self._stdin, _ = await loop.connect_write_pipe(_Stdin, proc.stdin)
+        self._stdin, _ = await loop.connect_write_pipe(asyncio.Protocol, proc.stdin)
         stdout, _ = await loop.connect_read_pipe(lambda: _Stdout(self), proc.stdout)
         self._pipes = [self._stdin, stdout]
         if hasattr(stdout, "max_size"):

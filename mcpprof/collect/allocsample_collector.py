@@ -19,7 +19,7 @@ from __future__ import annotations
 import gc
 import os
 import time
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..model import labels as L
 from ..model.profile import ALLOC_OBJECTS, ALLOC_SPACE, INUSE_OBJECTS, INUSE_SPACE, Frame, Profile, ProfileBuilder
@@ -50,6 +50,17 @@ def _module() -> Any:
     from . import _allocsample
 
     return _allocsample
+
+
+def running() -> bool:
+    """Allocation sampling runs in this process (the extension is built and started)."""
+    return unavailable() is None and _module().is_running()
+
+
+def _running_module() -> Any:
+    if not running():
+        raise RuntimeError("allocation sampling is not running: start the collector first")
+    return _module()
 
 
 def _raw(frames: SampledFrames) -> Tuple[Tuple[str, int], ...]:
@@ -135,9 +146,7 @@ class SampledCollector:
 
     def snapshot(self, collect: bool = True, tools: bool = True) -> Profile:
         """Estimated in-use bytes/objects per stack now (``gc.collect()`` first unless ``collect=False``)."""
-        mod = _module() if unavailable() is None else None
-        if mod is None or not mod.is_running():
-            raise RuntimeError("allocation sampling is not running: start the collector first")
+        mod = _running_module()
         if collect:
             gc.collect()
         t0 = time.perf_counter()
@@ -149,11 +158,9 @@ class SampledCollector:
 
     def allocated(self, tools: bool = True) -> Profile:
         """Estimated bytes/objects allocated per stack since start (freed or not)."""
-        mod = _module() if unavailable() is None else None
-        if mod is None or not mod.is_running():
-            raise RuntimeError("allocation sampling is not running: start the collector first")
+        mod = _running_module()
         rows = [(frames, nb, nc) for frames, _n, nb, nc in mod.allocated() if not _skip(frames)]
         return _build(rows, [ALLOC_SPACE, ALLOC_OBJECTS], tool_ranges() if tools else None, self._metadata("alloc"))
 
 
-__all__ = ["SampledCollector", "unavailable", "DEFAULT_INTERVAL", "DEFAULT_MAX_FRAMES", "COST_NOTE"]
+__all__ = ["SampledCollector", "unavailable", "running", "DEFAULT_INTERVAL", "DEFAULT_MAX_FRAMES", "COST_NOTE"]

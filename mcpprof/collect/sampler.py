@@ -37,21 +37,11 @@ from ..model.labels import THREAD_NAME
 from ..model.profile import CPU, SAMPLES, WALL, LabelSet, Profile, Sample
 from .stacktable import OVERFLOW_FUNCTION, RAW_CACHE_FRAMES, TRUNCATED_FUNCTION, StackTable  # noqa: F401
 from .stackutil import _compact, _environment
-from .threads import ThreadCpuClocks, is_idle_code, python_threads, request_tagger  # noqa: F401
+from .threads import ThreadCpuClocks, is_idle_code, python_threads, request_tagger, tag_from_stack  # noqa: F401
 from .timer import TimerMixin
 
 UNNAMED_THREAD = "(unnamed)"
 _LABEL_CACHE_MAX = 4096
-
-def _tag_from_stack(top: Any, code_id: int, tagger: Any) -> Optional[LabelSet]:
-    """Labels the tagger reads from the innermost frame of code ``code_id`` on the stack."""
-    f = top
-    while f is not None:
-        if id(f.f_code) == code_id:
-            return tagger.from_frame(f)
-        f = f.f_back
-    return None
-
 
 class Sampler(TimerMixin, StackTable):
     """Samples every other thread's stack ``rate_hz`` times a second (see the module docstring)."""
@@ -299,7 +289,7 @@ class Sampler(TimerMixin, StackTable):
                     if tl is None and ids is not None and frame_code_id in ids:
                         # the tagged call is on the stack, but its tag is gone: the thread ran on
                         # while this tick was interrupted. The tag is in that frame: take it there.
-                        tl = _tag_from_stack(top, frame_code_id, tagger)
+                        tl = tag_from_stack(top, frame_code_id, tagger)
                 except Exception as exc:
                     self._note_error(exc)
                     tl = None

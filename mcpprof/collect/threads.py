@@ -91,3 +91,13 @@ def request_tagger() -> Callable[[int], Optional[LabelSet]]:
 def _labels_in_frame(frame: Any) -> Optional[LabelSet]:
     tag = frame.f_locals.get("tag")
     return getattr(tag, "labels", None)
+
+
+def tag_from_stack(top: Any, code_id: int, tagger: Any) -> Optional[LabelSet]:
+    """Labels ``tagger.from_frame`` reads from the innermost frame of code ``code_id`` on the stack."""
+    f = top
+    while f is not None:
+        if id(f.f_code) == code_id:
+            return tagger.from_frame(f)
+        f = f.f_back
+    return None

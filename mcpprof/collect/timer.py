@@ -109,6 +109,3 @@ class TimerMixin:
         except Exception as exc:
             self._note_error(exc)
         self._signal_on = False
-
-
-SignalTimerMixin = TimerMixin  # the name before the thread loop moved here

@@ -3,10 +3,12 @@ and fragmentation figures, for a server launched under the agent or a running pi
 
 Launched: warm up, start the backend through the agent's memory channel (``sampled``, the default:
 sampled allocations from the optional C extension, estimates at about 1.1x cost; ``tracemalloc``,
-every allocation; or a memray Tracker in the server), drive the workload, snapshot, then read process memory and fragmentation
-(tracemalloc stopped first: CPython hides pymalloc's statistics while it traces). Where the
-server's Python cannot load the sampled extension, the job falls back to tracemalloc and says why. The profile
-carries the GC pauses and memory timeline the agent recorded in ``extras``.
+every allocation; or a memray Tracker in the server), drive the workload, snapshot, then read
+process memory and fragmentation (tracemalloc stopped first: CPython hides pymalloc's statistics
+while it traces). Where the server's Python cannot load the sampled extension, the job falls back
+to tracemalloc and says why. The profile carries the GC pauses and memory timeline the agent
+recorded in ``extras``; with ``sampled``, :attr:`MemoryJobResult.allocated` holds what was
+allocated while the workload ran.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
+from ..collect.allocsample_collector import DEFAULT_INTERVAL
 from ..errors import TargetError, UsageError
 from ..memory.control import ControlError
 from ..model import Profile
@@ -27,11 +30,9 @@ from .memlaunch import default_out_dir, launch, server_command
 from .outputs import prepare_out_dir, write_profile_outputs
 
 BACKENDS = ("sampled", "tracemalloc", "memray")
-DEFAULT_INTERVAL = 256 * 1024
 MEMORY_OUTPUTS = (("memory.folded", "folded"), ("memory.speedscope.json", "speedscope"), ("memory.html", "html"))
 ALLOCATED_OUTPUTS = (("allocated.folded", "folded"), ("allocated.speedscope.json", "speedscope"),
                      ("allocated.html", "html"))
-_ALLOCATED = "_allocated_profile"
 
 
 @dataclass
@@ -76,12 +77,11 @@ def run_memory_job(job: MemoryJob, progress: Optional[Callable[[str], None]] = N
         if problems:
             raise TargetError("; ".join(problems))
     out = prepare_out_dir(job.out_dir or default_out_dir("memory"), job.force)
+    allocated = drive = None
     if job.pid is not None:
         profile, report = _attach(job, out, note)
-        drive = None
     else:
-        profile, report, drive = _launched(job, out, note)
-    allocated = profile.extras.pop(_ALLOCATED, None)
+        profile, report, drive, allocated = _launched(job, out, note)
     profile.extras["process_memory"] = report
     files = write_profile_outputs(profile, out, "memory.mcpprof", MEMORY_OUTPUTS if profile.samples else ())
     if allocated is not None:
@@ -121,7 +121,7 @@ def _launched(job: MemoryJob, out: Path, note: Callable[[str], None]) -> Any:
     raw.mkdir(exist_ok=True)
     log_path = out / "server.stderr.log"
     with open(log_path, "wb") as log:
-        profile, report, drive = asyncio.run(_drive(job, command, raw, log, args_by_tool, note))
+        profile, report, drive, allocated = asyncio.run(_drive(job, command, raw, log, args_by_tool, note))
     agent_profiles = [load(p) for p in sorted(glob.glob(str(raw / "profile-*.mcpprof")))]
     for agent_profile in agent_profiles:  # GC pauses and the memory timeline the agent recorded
         for key in ("gc_pauses", "memory_timeline"):
@@ -130,7 +130,7 @@ def _launched(job: MemoryJob, out: Path, note: Callable[[str], None]) -> Any:
         if agent_profile.requests is not None:
             profile.requests = agent_profile.requests
     profile.metadata["command"] = " ".join(command)
-    return profile, report, drive
+    return profile, report, drive, allocated
 
 
 async def _drive(job: MemoryJob, command: List[str], raw: Path, log: Any, args_by_tool: Dict[str, Dict[str, Any]],
@@ -144,7 +144,7 @@ async def _drive(job: MemoryJob, command: List[str], raw: Path, log: Any, args_b
             if job.warmup_calls:
                 await drive(srv.client, calls, seconds=None, max_calls=job.warmup_calls, concurrency=job.concurrency)
             capture = str(raw / f"memray-{srv.pid}.bin")
-            backend, fallback = job.backend, ""
+            backend, fallback, allocated = job.backend, "", None
             if backend == "sampled":
                 try:
                     await ctl.call("sampled_start", interval=job.interval)
@@ -164,7 +164,7 @@ async def _drive(job: MemoryJob, command: List[str], raw: Path, log: Any, args_b
                 await ctl.call(f"{backend}_stop")
                 profile = load(path)
                 if reply.get("allocated_path"):
-                    profile.extras[_ALLOCATED] = load(allocated_path)  # taken out by run_memory_job
+                    allocated = load(allocated_path)
                 if fallback:
                     profile.metadata["backend_fallback"] = f"sampled -> tracemalloc: {fallback}"
             else:
@@ -175,7 +175,7 @@ async def _drive(job: MemoryJob, command: List[str], raw: Path, log: Any, args_b
             report = await ctl.call("report", trim=job.trim)
         except ControlError as exc:
             raise TargetError(f"{exc} (server log: {log.name})") from None
-        return profile, report, result
+        return profile, report, result, allocated
 
 
 def memory_snapshot_here(nframe: int = 1) -> Profile:
@@ -183,11 +183,11 @@ def memory_snapshot_here(nframe: int = 1) -> Profile:
     (``mcpprof.collect._allocsample.start()``), else from tracemalloc (which must be tracing)."""
     import tracemalloc
 
-    from ..collect.allocsample_collector import SampledCollector, unavailable
+    from ..collect.allocsample_collector import SampledCollector, running
     from ..collect.tracemalloc_collector import TracemallocCollector
     from ..memory.fragmentation import measure
 
-    if unavailable() is None and __import__("mcpprof.collect._allocsample", fromlist=["x"]).is_running():
+    if running():
         profile = SampledCollector().snapshot()
     elif not tracemalloc.is_tracing():
         raise UsageError("tracemalloc is not tracing in this process (nor allocation sampling): call "

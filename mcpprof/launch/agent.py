@@ -19,7 +19,7 @@ import threading
 import time
 from typing import Any, Optional
 
-from ..model.requests import LatencyStats, RequestTable
+from ..model.requests import RequestTable
 from ..model.spans import EXTRA_KEY as SPANS_KEY, SpanRing
 from .config import AgentConfig
 
@@ -121,18 +121,9 @@ class Agent:
                 pass
 
     def _on_request(self, tag: Any, duration_ns: int, error: Optional[str]) -> None:
-        # RequestTable.record and SpanRing.add inlined: this runs once per request, on its thread
-        key = (tag.method, tag.target)
-        with self._lock:
-            stats = self.requests.stats
-            st = stats.get(key)
-            if st is None:
-                st = stats[key] = LatencyStats()
-            st.add(duration_ns, error, tag.request_id, tag.start_ns, cpu_ns=tag.cpu_ns)
-            spans = self.spans
-            spans.total += 1
-            spans.spans.append((tag.start_ns + spans._offset, duration_ns, tag.method, tag.target, tag.target_key,
-                                tag.request_id, tag.session_id, error or "", tag.cpu_ns))
+        with self._lock:  # once per request, on its thread
+            self.requests.record_tag(tag, duration_ns, error)
+            self.spans.add_tag(tag, duration_ns, error)
 
     def _flush_loop(self) -> None:
         # Adaptive: writing takes at most FLUSH_BUDGET of the time (a big profile flushes less often).

@@ -111,8 +111,7 @@ class Window:
 
     def _on_request(self, tag: Any, duration_ns: int, error: Optional[str]) -> None:
         with self._lock:
-            self.requests.record(tag.method, tag.target, duration_ns, error, tag.request_id, tag.start_ns,
-                                 cpu_ns=tag.cpu_ns)
+            self.requests.record_tag(tag, duration_ns, error)
 
     def _release(self) -> None:
         if self._holds_exclusive:

@@ -192,12 +192,14 @@ class _Metered(collections.abc.Coroutine):
         self._it = inner if hasattr(inner, "send") and hasattr(inner, "throw") else inner.__await__()
         self._tag = tag
 
-    def send(self, value: Any) -> Any:
+    def send(self, value: Any = None) -> Any:
         t0 = _thread_cpu()
         try:
             return self._it.send(value)
         finally:
             self._tag.cpu_ns += _thread_cpu() - t0
+
+    __next__ = send  # the step the event loop takes: send(None), with no extra call
 
     def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:  # type: ignore[override]
         t0 = _thread_cpu()
@@ -216,13 +218,6 @@ class _Metered(collections.abc.Coroutine):
 
     def __iter__(self) -> Any:
         return self
-
-    def __next__(self) -> Any:  # the step the event loop takes: send(None) without the extra call
-        t0 = _thread_cpu()
-        try:
-            return self._it.send(None)
-        finally:
-            self._tag.cpu_ns += _thread_cpu() - t0
 
     @property
     def cr_frame(self) -> Any:

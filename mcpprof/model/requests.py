@@ -138,6 +138,14 @@ class RequestTable:
             st = self.stats[key] = LatencyStats()
         st.add(duration_ns, error, request_id, start_ns, cpu_ns=cpu_ns)
 
+    def record_tag(self, tag: Any, duration_ns: int, error: Optional[str] = None) -> None:
+        """:meth:`record` for a request tag (what a request sink gets; one call on the request path)."""
+        key = (tag.method, tag.target)
+        st = self.stats.get(key)
+        if st is None:
+            st = self.stats[key] = LatencyStats()
+        st.add(duration_ns, error, tag.request_id, tag.start_ns, cpu_ns=tag.cpu_ns)
+
     def merge(self, other: "RequestTable") -> None:
         for key, st in other.stats.items():
             mine = self.stats.get(key)
