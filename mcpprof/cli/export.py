@@ -20,12 +20,19 @@ from .output import write_bytes
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Output file ('-' for stdout). Default: FILE's name with the format's extension.")
 @click.option("--full-paths", is_flag=True, help="Keep absolute file paths (shortened by default).")
+@click.option("--pyroscope", is_flag=True,
+              help="pprof only: label keys as Prometheus names (gen_ai_tool_name), for Grafana Pyroscope.")
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
-def export_cmd(file: str, fmt: str, output: Optional[str], full_paths: bool, force: bool) -> None:
-    """Convert a .mcpprof FILE to folded stacks, a speedscope file or a flame-graph page."""
+def export_cmd(file: str, fmt: str, output: Optional[str], full_paths: bool, pyroscope: bool, force: bool) -> None:
+    """Convert a .mcpprof FILE to folded stacks, a speedscope file, pprof, a trace or a flame-graph page."""
     exporter = get_exporter(fmt)
+    options = {"full_paths": full_paths}
+    if pyroscope:
+        if "pyroscope" not in exporter.options:
+            raise UsageError(f"--pyroscope applies to --to pprof, not --to {fmt}")
+        options["pyroscope"] = True
     profile = load(file)
-    data = exporter.render(profile, full_paths=full_paths)
+    data = exporter.render(profile, **options)
     if output == "-":
         write_bytes(data)
         return

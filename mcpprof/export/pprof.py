@@ -21,9 +21,12 @@ What is written:
 - gzip with ``mtime=0``: the same profile gives the same bytes.
 
 Pyroscope (``POST /ingest?format=pprof``, or Alloy's ``pyroscope.receive_http``) takes the profile
-type from ``sample_type``; non-Go types need a ``sample_type_config``. Its default limits (4,000
-samples, depth 1,000, 1,024-character symbols, 100 labels per sample) truncate or reject big files;
-ingestion by a Pyroscope server is not tested here (none is installable offline).
+types from ``sample_type`` and turns each distinct set of sample labels into a series; what it
+requires, with the docs and code it comes from, is in :mod:`mcpprof.export.pyroscope`. With
+``pyroscope=True`` the label keys are Prometheus names (``gen_ai_tool_name``), which every Pyroscope
+version accepts; the OpenTelemetry keys are kept otherwise (newer servers rename them the same
+way, older ones reject a dotted name). Ingestion by a Pyroscope server is not tested here (none is
+installable offline); ``tests/unit/test_export_pprof.py`` checks the documented rules.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from .._version import __version__
 from ..analyse.paths import PathView
 from ..model import Profile
+from .pyroscope import label_name
 from .tree import UNKNOWN_NAME, TypeArg, paused_gc, resolve_type
 
 # -- the wire format (https://protobuf.dev/programming-guides/encoding/) ----------------------------
@@ -96,17 +100,19 @@ def _value_type(strings: _Strings, type_: str, unit: str) -> bytes:
 
 
 def render(profile: Profile, value_type: TypeArg = None, full_paths: bool = False,
-           compress: bool = True) -> bytes:
-    """The profile as pprof bytes (gzipped unless ``compress`` is false)."""
+           compress: bool = True, pyroscope: bool = False) -> bytes:
+    """The profile as pprof bytes (gzipped unless ``compress`` is false; label keys as Prometheus
+    names with ``pyroscope``)."""
     default = resolve_type(profile, value_type)
     with paused_gc():
-        raw = encode(profile, default.type, full_paths)
+        raw = encode(profile, default.type, full_paths, pyroscope)
     return gzip.compress(raw, compresslevel=9, mtime=0) if compress else raw
 
 
-def encode(profile: Profile, default_type: str, full_paths: bool = False) -> bytes:
+def encode(profile: Profile, default_type: str, full_paths: bool = False, pyroscope: bool = False) -> bytes:
     """The uncompressed ``Profile`` message."""
     s = _Strings()
+    key_of = label_name if pyroscope else str
     paths = PathView(profile.metadata, full_paths)
     out = bytearray()
     for vt in profile.sample_types:
@@ -160,7 +166,7 @@ def encode(profile: Profile, default_type: str, full_paths: bool = False) -> byt
         labels = label_cache.get(sample.labels)
         if labels is None:
             labels = label_cache[sample.labels] = b"".join(
-                _msg(3, _int(1, s(k)) + _int(2, s(v))) for k, v in sample.labels)
+                _msg(3, _int(1, s(key_of(k))) + _int(2, s(v))) for k, v in sample.labels if v != "")
         out += _msg(_P_SAMPLE, locs + _packed(2, sample.values) + labels)
 
     for msg in location_msgs:

@@ -72,6 +72,11 @@ def test_go_tool_pprof_reads_it(go, tmp_path):
     assert "<lambda>" in go_pprof(go, "-traces", str(mem))
     # a diff profile: base negated, labelled; net zero everywhere for a profile against itself
     assert "mcpprof.diff:[base]" in go_pprof(go, "-raw", str(dif))
+    # the Pyroscope variant: the same file with Prometheus label names
+    pyro = tmp_path / "pyroscope.pb.gz"
+    pyro.write_bytes(pprof.render(workload_profile(), pyroscope=True))
+    pyro_raw = go_pprof(go, "-raw", str(pyro))
+    assert "gen_ai_tool_name:[render_map]" in pyro_raw and "mcp_method_name:[tools/call]" in pyro_raw
 
 
 @pytest.mark.browser

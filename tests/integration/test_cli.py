@@ -122,6 +122,15 @@ def test_export_each_format_and_refuses_to_overwrite(tmp_path: Path) -> None:
     assert proc.stdout.splitlines() == ["main;handle;tool_a 3", "main;handle;tool_b 1"]
 
 
+def test_export_pprof_for_pyroscope(tmp_path: Path) -> None:
+    path = tmp_path / "p.mcpprof"
+    _write_profile(path)
+    proc = mcpprof_cli("export", str(path), "--to", "pprof", "--pyroscope")
+    assert proc.returncode == 0, proc.stderr
+    assert gzip.decompress((tmp_path / "p.pb.gz").read_bytes())
+    assert_user_error(mcpprof_cli("export", str(path), "--to", "folded", "--pyroscope", "-o", "-"), "--pyroscope")
+
+
 def test_export_unknown_format(tmp_path: Path) -> None:
     path = tmp_path / "p.mcpprof"
     _write_profile(path)

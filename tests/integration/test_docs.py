@@ -29,5 +29,5 @@ def test_docs_build_with_warnings_as_errors(tmp_path: Path):
     for name in ("mcpprof.profile", "mcpprof.load", "render_report", "ProfileSession", "load_ipython_extension"):
         assert name in api, name
     for page in ("getting-started", "how-it-works", "figures", "tasks/host", "tasks/http", "tasks/attach",
-                 "tasks/leaks", "tasks/ci", "tasks/notebooks", "tasks/locust"):
+                 "tasks/leaks", "tasks/ci", "tasks/notebooks", "tasks/locust", "tasks/pyroscope"):
         assert (out / f"{page}.html").is_file(), page

@@ -10,6 +10,7 @@ import pytest
 
 from mcpprof.errors import UsageError
 from mcpprof.export import pprof
+from mcpprof.export import pyroscope as PY
 from mcpprof.export.registry import get_exporter, guess_from_filename
 from mcpprof.model import ALLOC_OBJECTS, ALLOC_SPACE, CPU, SAMPLES, Frame, ProfileBuilder
 
@@ -179,6 +180,44 @@ def test_memory_diff_and_odd_frames():
     assert frames_of(p, empty) == ["[unknown]:0"]
 
 
+def test_pyroscope_ingestion_rules(mcp_profile):
+    """What Pyroscope's ``POST /ingest?format=pprof`` requires (the docs and server code it comes
+    from are cited in mcpprof/export/pyroscope.py), asserted on the decoded file."""
+    mcp_profile.metadata.update(period_ns=10_000_000, start_ns=1_700_000_000_000_000_000,
+                                duration_ns=2_500_000_000)
+    data = pprof.render(mcp_profile, pyroscope=True)
+    p = decode(data)
+    check_valid(p)  # ids never 0 (ValidateProfile), string table starts with ""
+    assert len(gzip.decompress(data)) <= PY.LIMITS["max_profile_size_bytes"]
+    assert 0 < len(p["samples"]) <= PY.LIMITS["max_profile_stacktrace_samples"]
+    assert not any("-" in t.split("/")[0] for t in p["sample_type"])  # "sample type contains -"
+    assert p["time_nanos"] == 1_700_000_000_000_000_000  # else the request's `from` is used
+    assert p["period_type"] == "cpu/nanoseconds" and p["period"] == 10_000_000  # the profile type id's tail
+    keys = set()
+    for locs, _vals, labels in p["samples"]:
+        assert len(labels) <= PY.LIMITS["max_profile_stacktrace_sample_labels"]
+        assert len(locs) <= PY.LIMITS["max_profile_stacktrace_depth"]
+        assert all(labels.values())  # string values: Pyroscope skips numeric and empty ones
+        keys |= set(labels)
+    assert {"mcp_method_name", "gen_ai_tool_name", "thread_name"} <= keys
+    assert all(PY.is_legacy_label_name(k) for k in keys), keys
+    assert not keys & set(PY.SERIES_LABELS)
+    assert len(keys) + len(PY.SERIES_LABELS) <= PY.LIMITS["max_label_names_per_series"]
+    # the default (OpenTelemetry keys) becomes the same series on a server that sanitizes dots
+    otel = decode(pprof.render(mcp_profile))
+    assert "gen_ai.tool.name" in {k for _, _, lab in otel["samples"] for k in lab}
+    assert {PY.label_name(k) for _, _, lab in otel["samples"] for k in lab} == keys
+    assert [v for _, v, _ in otel["samples"]] == [v for _, v, _ in p["samples"]]
+
+
+def test_pyroscope_label_names():
+    # the cases of Pyroscope's Test_SanitizeLegacyLabelName that a valid result comes from
+    assert PY.label_name("service.name.type") == "service_name_type"
+    assert PY.label_name(".a.") == "_a_" and PY.label_name("a.0") == "a_0"
+    assert PY.label_name("9lives") == "_9lives" and PY.label_name("a-b c") == "a_b_c"
+    assert PY.is_legacy_label_name("gen_ai_tool_name") and not PY.is_legacy_label_name("gen_ai.tool.name")
+
+
 def test_varint():
     assert pprof.varint(0) == b"\0" and pprof.varint(300) == b"\xac\x02"
     assert pprof.varint(-1) == b"\xff" * 9 + b"\x01"
@@ -195,4 +234,4 @@ def test_registered():
     exporter = get_exporter("pprof")
     assert exporter.binary and exporter.render is pprof.render
     assert guess_from_filename("cpu.pb.gz") is exporter
-    assert "full_paths" in exporter.options
+    assert "full_paths" in exporter.options and "pyroscope" in exporter.options
