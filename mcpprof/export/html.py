@@ -13,7 +13,8 @@ profile has several columns (CPU / wall / samples / ...), flame or icicle. Boxes
 ``<iframe srcdoc>`` (it sets its frame's height when it can reach it).
 
 :func:`render_fragment` gives the same flame graph as a ``<div>`` (styles scoped to it) for
-embedding in a bigger page, which then inlines :func:`script` once; :func:`page` is the page shell
+embedding in a bigger page, which then inlines :func:`script` once (and, with several views of one
+profile, their frame names once: :func:`share_names`); :func:`page` is the page shell
 every mcpprof HTML file shares (the report's too); :func:`island` the data the page embeds (what
 the golden tests check). A diff profile draws as a differential flame graph (the same script, with
 a second value per node: :mod:`mcpprof.export.diff`).
@@ -25,7 +26,7 @@ import html as _html
 import json
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from .._version import __version__
 from ..model import Profile
@@ -152,6 +153,28 @@ def script() -> str:
     """The flame graph's script, inlined once per page (``<script>`` + this + ``</script>``) after
     every fragment: it draws each ``.mcpprof-flamegraph`` of the page not drawn yet."""
     return _check_inline(asset("flamegraph_util.js") + "\n" + asset("flamegraph.js"))
+
+
+def share_names(islands: List[Dict[str, Any]], ref: str) -> str:
+    """Move the frame names of several islands of one page into one table: each island keeps only
+    indices into it and ``names_ref`` (the table element's id). Returns that element, which the page
+    places before the fragments: views of one profile repeat most of their names."""
+    table: Dict[Tuple[str, int], int] = {}
+    names: List[str] = []
+    kinds: List[int] = []
+    for data in islands:
+        remap = []
+        for name, kind in zip(data.pop("names"), data.pop("kinds")):
+            i = table.get((name, kind))
+            if i is None:
+                i = table[(name, kind)] = len(names)
+                names.append(name)
+                kinds.append(kind)
+            remap.append(i)
+        data["name"] = [remap[i] for i in data["name"]]
+        data["names_ref"] = ref
+    return (f'<script type="application/json" class="fg-names" id="{_html.escape(ref)}">'
+            f'{island_json({"names": names, "kinds": kinds})}</script>')
 
 
 def fragment_of(data: Dict[str, Any], script_inline: bool = True) -> str:

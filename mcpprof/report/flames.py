@@ -1,16 +1,17 @@
 """Flame graphs inside the report: the whole profile plus one view per request kind and per thread,
 chosen with a selector, and the differential flame graph against a baseline. Each view is
 :func:`mcpprof.export.html.render_fragment` of a filtered profile (the renderer is reused, not
-copied; the page inlines its script once); hidden views redraw when shown."""
+copied; the page inlines its script once, and the views of one profile share one table of frame
+names); hidden views redraw when shown."""
 
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from ..analyse.ops import group_by, group_by_request
 from ..errors import UsageError
 from ..export import diff as D
-from ..export.html import render_fragment
+from ..export.html import fragment_of, island, share_names
 from ..model import Profile
 from ..model import labels as L
 from .tables import e
@@ -43,7 +44,9 @@ def flame_views(profile: Profile, view_id: str, what: str, value_type: Optional[
     if not profile.samples:
         return '<p class="muted">This profile holds no samples.</p>'
     views = _views(profile, what)
-    options, panes = [], []
+    options: List[str] = []
+    panes: List[str] = []
+    islands: List[Dict[str, Any]] = []
     group = None
     for i, (grp, label, prof) in enumerate(views):
         if grp != group:
@@ -55,16 +58,18 @@ def flame_views(profile: Profile, view_id: str, what: str, value_type: Optional[
         options.append(f'<option value="{i}">{e(label)}</option>')
         title = f"{what}: {label}" if i else f"{what}: whole profile"
         vt = value_type if value_type and prof.has_type(value_type) else None
-        fragment = render_fragment(prof, vt, title=title, script_inline=False)
-        hidden = "" if i == 0 else " hidden"
-        panes.append(f'<div class="fg-view" data-view="{i}"{hidden}>{fragment}</div>')
+        islands.append(island(prof, vt, title=title))
     if group:
         options.append("</optgroup>")
+    shared = share_names(islands, f"{view_id}-names") if len(islands) > 1 else ""
+    for i, data in enumerate(islands):
+        hidden = "" if i == 0 else " hidden"
+        panes.append(f'<div class="fg-view" data-view="{i}"{hidden}>{fragment_of(data, script_inline=False)}</div>')
     selector = ""
     if len(views) > 1:
         selector = (f'<label class="view-pick">Show <select class="fg-view-select" id="{e(view_id)}" '
                     f'data-target="{e(view_id)}-views">{"".join(options)}</select></label>')
-    return f'{selector}<div id="{e(view_id)}-views">{"".join(panes)}</div>'
+    return f'{selector}{shared}<div id="{e(view_id)}-views">{"".join(panes)}</div>'
 
 
 def baseline_flame(baseline: Profile, profile: Profile) -> str:

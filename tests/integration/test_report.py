@@ -49,6 +49,26 @@ def test_profile_job_writes_the_report(profile_dir: Path):
     assert "Benchmark figures" in page  # bench.json of the drive
 
 
+def test_views_share_one_script_and_one_name_table(profile_dir: Path):
+    """The flame-graph script is inlined once for every view, and the views of one profile keep only
+    indices into one table of frame names (views repeat most of their names)."""
+    page = (profile_dir / "report.html").read_text()
+    assert page.count("mcpprofFlameUtil.island(root)") == 1
+    islands = [json.loads(m) for m in re.findall(
+        r'<script type="application/json" class="fg-data">(.*?)</script>', page, re.S)]
+    tables = dict(re.findall(r'<script type="application/json" class="fg-names" id="([^"]+)">(.*?)</script>',
+                             page, re.S))
+    assert len(islands) > 2 and "cpu-names" in tables
+    shared = {ref: json.loads(t) for ref, t in tables.items()}
+    for data in islands:
+        assert "names" not in data and data["names_ref"] in shared
+        names = shared[data["names_ref"]]["names"]
+        assert max(data["name"]) < len(names)
+    cpu = shared["cpu-names"]
+    assert len(set(zip(cpu["names"], cpu["kinds"]))) == len(cpu["names"])  # each name once
+    assert any(n.startswith("tools/call ") for n in cpu["names"])
+
+
 def hostile_profile(cpu_per_call: int):
     b = ProfileBuilder([SAMPLES, CPU], {"collector": "sample"})
     stack = [Frame("<module>", "/srv/app/server.py", 1), Frame(EVIL, "/srv/app/<evil>.py", 2)]

@@ -13,7 +13,7 @@
   var MAX_GONE = 12;       // frames listed as "only in base"
 
   function init(root) {
-    var data = JSON.parse(root.querySelector('script.fg-data').textContent);
+    var data = mcpprofFlameUtil.island(root);
     var names = data.names, kinds = data.kinds, nameOf = data.name, parent = data.parent;
     var values = data.values, types = data.types, N = nameOf.length;
     var base = data.base || null, diffOpts = data.diff || {};

@@ -24,5 +24,15 @@ var mcpprofFlameUtil = mcpprofFlameUtil || (function () {
   function reverse(arr, from) {
     for (var lo = from, hi = arr.length - 1; lo < hi; lo++, hi--) { var tmp = arr[lo]; arr[lo] = arr[hi]; arr[hi] = tmp; }
   }
-  return {group: group, num: num, ms: ms, bytes: bytes, pct: pct, hash: hash, rgb: rgb, reverse: reverse};
+  var shared = {};
+  function island(root) {   // a flame graph's data; names shared by the page's views joined in
+    var data = JSON.parse(root.querySelector('script.fg-data').textContent), ref = data.names_ref;
+    if (ref) {
+      if (!shared[ref]) shared[ref] = JSON.parse(document.getElementById(ref).textContent);
+      data.names = shared[ref].names; data.kinds = shared[ref].kinds;
+    }
+    return data;
+  }
+  return {group: group, num: num, ms: ms, bytes: bytes, pct: pct, hash: hash, rgb: rgb, reverse: reverse,
+    island: island};
 })();
