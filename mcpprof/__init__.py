@@ -15,7 +15,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .model import Profile
 
 __all__ = ["__version__", "Profile", "load", "save", "export", "diff", "instrument", "uninstall", "profile_pid",
-           "memory_snapshot", "fragmentation", "profile", "load_ipython_extension"]
+           "memory_snapshot", "fragmentation", "profile", "load_bench", "compare", "load_leaks",
+           "load_ipython_extension"]
 
 
 def load(path: Any) -> "Profile":
@@ -126,6 +127,51 @@ def profile(rate_hz: float = 1000.0, **options: Any) -> Any:
     from .inprocess import profile as _profile
 
     return _profile(rate_hz, **options)
+
+
+def load_bench(path: Any) -> Any:
+    """Load an ``mcpprof bench`` result file as a :class:`mcpprof.notebook.BenchResult` (the
+    document, a dict, that shows its table and, when the run profiled, its flame graph)."""
+    from .bench.results import load as _load
+    from .notebook.results import BenchResult
+
+    return BenchResult(_load(path))
+
+
+def compare(base: Any, new: Any, *, threshold: float = 0.05, alpha: float = 0.05, min_runs: int = 10) -> Any:
+    """Gate two stored bench results (paths or loaded documents) as ``mcpprof compare BASE NEW``
+    does: a :class:`mcpprof.notebook.Comparison` (``["exit_code"]`` 0 ok, 1 regression, 2
+    inconclusive) that shows its verdicts, and the differential flame graph when both sides profiled."""
+    from .bench import results
+    from .bench.gate import Rule, compare_stored
+    from .notebook.results import Comparison
+
+    docs = [d if isinstance(d, dict) else results.load(d) for d in (base, new)]
+    rule = Rule(mode="stored", threshold=threshold, alpha=alpha, min_runs=min_runs)
+    ref = "" if isinstance(base, dict) else str(base)
+    profiles = {"baseline": (docs[0].get("profiles") or {}).get("candidate") or [],
+                "candidate": (docs[1].get("profiles") or {}).get("candidate") or []}
+    return Comparison(compare_stored(docs[0], docs[1], rule, baseline_ref=ref), profiles=profiles)
+
+
+def load_leaks(path: Any) -> Any:
+    """Load an ``mcpprof leaks`` result (its output folder or ``leaks.json``) as a
+    :class:`mcpprof.notebook.LeakReport`: the verdict per tool and the growing sites' flame graph."""
+    import json
+    import os
+
+    from .errors import UsageError
+    from .notebook.results import LeakReport
+
+    file = os.path.join(path, "leaks.json") if os.path.isdir(path) else str(path)
+    try:
+        with open(file, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError) as err:
+        raise UsageError(f"{file}: not a leak report ({err})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("tools"), list):
+        raise UsageError(f"{file}: not a leak report (no 'tools' list)")
+    return LeakReport(data, os.path.dirname(os.path.abspath(file)))
 
 
 def load_ipython_extension(shell: Any) -> None:

@@ -3,7 +3,9 @@
 ``%load_ext mcpprof`` registers the magics (:mod:`mcpprof.notebook.magics`) and the display of
 profiles, summaries, memory reports and leak results (:mod:`mcpprof.notebook.display`).
 ``mcpprof.load`` registers the display too when it runs inside IPython, so a loaded profile shows
-its flame graph without the extension. Needs IPython (``pip install 'mcpprof[notebook]'``);
+its flame graph without the extension. Bench results, comparisons and leak reports
+(:mod:`mcpprof.notebook.results`: ``mcpprof.load_bench``, ``mcpprof.compare``, ``mcpprof.load_leaks``)
+display themselves anywhere. Needs IPython (``pip install 'mcpprof[notebook]'``);
 pandas is optional (tables become DataFrames).
 """
 
@@ -13,9 +15,10 @@ import sys
 from typing import Any, List
 
 from .display import bench_table, by_tool, comparison_table, leaks_table, to_dataframe
+from .results import BenchResult, Comparison, LeakReport
 
 __all__ = ["load_ipython_extension", "register_display", "show", "by_tool", "leaks_table", "bench_table",
-           "comparison_table", "to_dataframe"]
+           "comparison_table", "to_dataframe", "BenchResult", "Comparison", "LeakReport"]
 
 _registered: List[int] = []
 
@@ -50,9 +53,21 @@ def show(obj: Any) -> bool:
 
     if isinstance(obj, Profile):
         publish_profile(obj)
+    elif _is_leak_result(obj):
+        from .results import LeakReport
+
+        data = obj.to_dict()
+        LeakReport(data if "tools" in data else {"tools": [data]}, getattr(obj, "out_dir", ""))._ipython_display_()
     else:
         publish_display_data(generic_bundle(obj))
     return True
+
+
+def _is_leak_result(obj: Any) -> bool:
+    from ..analyse.leaks import ToolResult
+    from ..jobs.leaks import LeakJobResult
+
+    return isinstance(obj, (ToolResult, LeakJobResult))
 
 
 def register_display(shell: Any = None) -> bool:

@@ -107,6 +107,11 @@ def by_tool(profile: Profile) -> Any:
 
 def leaks_table(leaks: Any) -> Any:
     """Leak verdicts per tool (from a leak job result, its dict, or a list of tool results)."""
+    return to_dataframe(leak_rows(leaks), "tool")
+
+
+def leak_rows(leaks: Any) -> List[Dict[str, Any]]:
+    """The rows of :func:`leaks_table` as plain dicts."""
     data = leaks.to_dict() if hasattr(leaks, "to_dict") else leaks
     tools = data.get("tools") if isinstance(data, dict) else data
     rows = []
@@ -116,7 +121,7 @@ def leaks_table(leaks: Any) -> Any:
         rows.append({"tool": r.get("tool"), "verdict": r.get("verdict"), "bytes_per_call": r.get("bytes_per_call"),
                      "objects_per_call": r.get("objects_per_call"), "calls": r.get("calls"),
                      "site": site.get("where") if isinstance(site, dict) else None})
-    return to_dataframe(rows, "tool")
+    return rows
 
 
 def comparison_table(doc: Dict[str, Any]) -> Any:
@@ -128,6 +133,11 @@ def comparison_table(doc: Dict[str, Any]) -> Any:
 
 def bench_table(doc: Dict[str, Any]) -> Any:
     """Per workload of an ``mcpprof.bench/1`` document: median of the runs' p50/p95/p99 and throughput."""
+    return to_dataframe(bench_rows(doc), "workload_id")
+
+
+def bench_rows(doc: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """The rows of :func:`bench_table` as plain dicts."""
     from ..report.memory import _median_of
 
     rows = []
@@ -139,7 +149,7 @@ def bench_table(doc: Dict[str, Any]) -> Any:
                      "p95_ms": _ms(_median_of([x.get("p95") for x in lat])),
                      "p99_ms": _ms(_median_of([x.get("p99") for x in lat])),
                      "throughput_per_s": _median_of([r.get("throughput_per_s") for r in runs])})
-    return to_dataframe(rows, "workload_id")
+    return rows
 
 
 def _ms(ns: Optional[float]) -> Optional[float]:
