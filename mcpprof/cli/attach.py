@@ -46,8 +46,9 @@ def _write(profile: Any, path: str, force: bool) -> str:
               help="Output file (.mcpprof, or .folded/.speedscope.json/.html to export). "
                    "Default: mcpprof-<pid>-<time>.mcpprof")
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
+@click.option("--json", "as_json", is_flag=True, help="Print the per-request summary as JSON on stdout.")
 def attach_cmd(pid: int, seconds: float, mode: str, rate: Optional[float], clock: str, wait_view: bool,
-               output: Optional[str], force: bool) -> None:
+               output: Optional[str], force: bool, as_json: bool) -> None:
     """Profile the running server PID for --seconds and write its profile.
 
     \b
@@ -70,7 +71,13 @@ def attach_cmd(pid: int, seconds: float, mode: str, rate: Optional[float], clock
     profile = profile_pid(pid, seconds, mode, rate_hz=rate, wait=wait_view, clock=clock, on_start=started)
     from ..analyse.summary import format_table, summarize
 
-    console.console.print(format_table(summarize(profile)))
+    summary = summarize(profile)
+    if as_json:
+        from .output import print_json
+
+        print_json(summary.to_dict())
+    else:
+        console.console.print(format_table(summary))
     if profile.metadata.get("limitations"):
         console.info(f"[yellow]note:[/] {escape(str(profile.metadata['limitations']))}")
     written = [_write(profile, out, force)]

@@ -62,8 +62,10 @@ def top_changes(base, new, n: int = 15, value_type: Optional[str] = None
 @click.option("--full-paths", is_flag=True, help="Keep absolute file paths (shortened by default).")
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
 @click.option("--top", type=click.IntRange(0), default=15, show_default=True, help="Functions to list.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the largest changes as JSON on stdout (self value and share in A and B) instead of a table.")
 def diff_cmd(a: str, b: str, out: str, value_type: Optional[str], normalize: Optional[bool],
-             title: Optional[str], full_paths: bool, force: bool, top: int) -> int:
+             title: Optional[str], full_paths: bool, force: bool, top: int, as_json: bool) -> int:
     """Where the time went from profile A to profile B (files or folders of .mcpprof files).
 
     \b
@@ -87,7 +89,13 @@ def diff_cmd(a: str, b: str, out: str, value_type: Optional[str], normalize: Opt
         data = D.folded_pair(base, new, value_type, normalize=bool(normalize), full_paths=full_paths)
     with open(out, "wb") as f:
         f.write(data)
-    if top:
+    if as_json:
+        from .output import print_json
+
+        rows, ta, tb = top_changes(base, new, top, value_type)
+        print_json({"output": out, "total_a": ta, "total_b": tb, "changes": [
+            {"function": name, "a": va, "b": vb, "share_a": va / ta, "share_b": vb / tb} for name, va, vb in rows]})
+    elif top:
         rows, ta, tb = top_changes(base, new, top, value_type)
         table = Table(title="self time share, A -> B (largest changes first)", title_justify="left")
         for col in ("function", "A", "B", "change"):

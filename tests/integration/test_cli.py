@@ -131,6 +131,20 @@ def test_export_pprof_for_pyroscope(tmp_path: Path) -> None:
     assert_user_error(mcpprof_cli("export", str(path), "--to", "folded", "--pyroscope", "-o", "-"), "--pyroscope")
 
 
+def test_diff_json_gives_the_changes(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.mcpprof", tmp_path / "b.mcpprof"
+    mcpprof.save(profile_from_folded("main;handle;tool_a 3\nmain;handle;tool_b 1\n"), a)
+    mcpprof.save(profile_from_folded("main;handle;tool_a 1\nmain;handle;tool_b 3\n"), b)
+    proc = mcpprof_cli("diff", str(a), str(b), "-o", str(tmp_path / "d.folded"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert (doc["total_a"], doc["total_b"]) == (4, 4)
+    top = {(c["function"].split(" ")[0], c["a"], c["b"], c["share_b"]) for c in doc["changes"][:2]}
+    assert top == {("tool_a", 3, 1, 0.25), ("tool_b", 1, 3, 0.75)}
+    assert [ln.split(";", 1)[1] for ln in (tmp_path / "d.folded").read_text().splitlines()] == [
+        "main;handle;tool_a 3 1", "main;handle;tool_b 1 3"]  # two counts per stack
+
+
 def test_export_unknown_format(tmp_path: Path) -> None:
     path = tmp_path / "p.mcpprof"
     _write_profile(path)
