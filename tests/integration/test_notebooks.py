@@ -63,13 +63,17 @@ def test_explore_profile(tmp_path: Path):
 def test_find_a_leak(tmp_path: Path):
     book = execute("find_a_leak.ipynb", tmp_path)
     tables = rich(book, "text/html")
-    assert any("alloc" in t and "leak" in t for t in tables)
+    assert any("<td>alloc</td>" in t and "leak" in t and "<iframe srcdoc=" in t for t in tables)  # the report
+    assert len(rich(book, "image/png")) >= 2  # the report's and the growth profile's flame graphs
     assert (tmp_path / "leaks-out" / "report.html").is_file()
 
 
 def test_compare_benchmarks(tmp_path: Path):
     book = execute("compare_benchmarks.ipynb", tmp_path)
-    assert any("tool-simple" in t for t in rich(book, "text/html"))
+    html = rich(book, "text/html")
+    assert any("<td>tool-simple</td>" in t and "<iframe srcdoc=" in t for t in html)  # the bench result
+    assert any("mcpprof compare (stored)" in t and "fg-diff" in t for t in html)  # verdicts + differential graph
+    assert len(rich(book, "image/png")) >= 2
     assert (tmp_path / "new.json").is_file()
 
 
