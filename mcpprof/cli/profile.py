@@ -45,11 +45,13 @@ def profile_cmd(out_dir: Optional[str], seconds: float, tools: Tuple[str, ...], 
                      mode=mode)
     target = "the bundled example server" if job.is_example else " ".join(command)
 
-    def started(pid: int, calls: list) -> None:
-        console.info(f"mcpprof: profiling {target} (pid {pid}) for {seconds:g} s: {len(calls)} kinds of call, "
-                     f"{concurrency} in flight, {mode} mode at {rate:g} Hz")
-
     with drive_progress(seconds) as progress:
+        def started(pid: int, calls: list) -> None:
+            console.info(f"mcpprof: profiling {target} (pid {pid}) for {seconds:g} s: {len(calls)} kinds of call, "
+                         f"{concurrency} in flight, {mode} mode at {rate:g} Hz")
+            if progress is not None:
+                progress.watch(pid)  # the status line also counts the server's samples
+
         result = run_profile_job(job, progress=progress, started=started)
     from ..analyse.summary import format_table, summarize
     from .output import print_json
