@@ -99,8 +99,9 @@ def out_path(out: Optional[str], force: bool, stem: str = "bench") -> str:
 
 
 def progress_printer(quiet: bool = False) -> Any:
+    """One line per finished run, on a terminal only (progress, not a record)."""
     def show(name: str, run: int, runs: int) -> None:
-        if not quiet:
+        if not quiet and console.console.is_terminal:
             console.info(f"  {name}: run {run + 1}/{runs}")
     return show
 

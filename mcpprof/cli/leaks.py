@@ -61,7 +61,8 @@ def leaks_cmd(out_dir: Optional[str], tools: Tuple[str, ...], args_file: Optiona
     server_command(job.command)  # a bad command fails here, before any message
     target = "the bundled example server" if job.command is None else " ".join(command)
     console.info(f"mcpprof: checking {target} for leaks ({warmup} warm-up calls per tool, windows {windows})")
-    result = run_leak_job(job, progress=lambda tool, msg: console.info(f"  {tool}: {msg}"))
+    tty = console.console.is_terminal  # window-by-window progress on a terminal only
+    result = run_leak_job(job, progress=(lambda tool, msg: console.info(f"  {tool}: {msg}")) if tty else None)
     if as_json:
         from .output import print_json
 

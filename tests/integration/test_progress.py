@@ -16,9 +16,14 @@ pytest.importorskip("mcp")
 
 def run_profile(out: Path, tty: bool) -> str:
     """stderr of ``mcpprof profile --seconds 2`` (stdout is always a pipe: the JSON)."""
+    return run_cli(["profile", "--seconds", "2", "--json", "--out", str(out)], tty)
+
+
+def run_cli(args: list, tty: bool) -> str:
+    """stderr of ``mcpprof ARGS``, on a pseudo-terminal or a pipe."""
     env = dict(os.environ, TERM="xterm-256color", COLUMNS="120")
     env.pop("NO_COLOR", None)
-    cmd = [sys.executable, "-m", "mcpprof", "profile", "--seconds", "2", "--json", "--out", str(out)]
+    cmd = [sys.executable, "-m", "mcpprof", *args]
     if not tty:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env)
         assert proc.returncode == 0, proc.stderr
@@ -48,3 +53,10 @@ def test_progress_on_a_terminal_only(tmp_path: Path):
     quiet = run_profile(tmp_path / "pipe", tty=False)
     assert " requests " not in quiet and " samples" not in quiet, quiet
     assert "wrote " in quiet  # the one-line messages still come
+
+
+def test_bench_prints_its_runs_on_a_terminal_only(tmp_path: Path):
+    args = ["bench", "-w", "tool-simple", "--runs", "2", "--requests", "10", "--warmup", "2", "--force", "-o"]
+    assert "tool-simple: run 2/2" in run_cli(args + [str(tmp_path / "tty.json")], tty=True)
+    quiet = run_cli(args + [str(tmp_path / "pipe.json")], tty=False)
+    assert ": run " not in quiet and "wrote " in quiet, quiet
