@@ -1,11 +1,17 @@
-"""Build configuration beyond pyproject.toml: the optional C extension behind ``--backend sampled``.
+"""Build configuration beyond pyproject.toml: mcpprof's two optional C extensions.
+
+* ``mcpprof.collect._allocsample``: the ``sampled`` memory backend (else it falls back to tracemalloc);
+* ``mcpprof.mcp._hooks``: the per-request hooks in C (else ``mcpprof.mcp.context`` runs its pure-Python
+  path, several times more overhead per request).
 
 ``optional=True``: where no C compiler (or no Python headers) is found, the build prints a warning
-and installs mcpprof without it; the ``sampled`` memory backend then falls back to tracemalloc.
+and installs mcpprof without them.
 """
 
 from setuptools import Extension, setup
 
 setup(ext_modules=[Extension("mcpprof.collect._allocsample", ["mcpprof/collect/_allocsample.c"],
                              depends=["mcpprof/collect/_allocsample_tables.h", "mcpprof/collect/_allocsample_py.h"],
-                             extra_compile_args=["-O2"], optional=True)])
+                             extra_compile_args=["-O2"], optional=True),
+                         Extension("mcpprof.mcp._hooks", ["mcpprof/mcp/_hooks.c"], extra_compile_args=["-O2"],
+                                   optional=True)])

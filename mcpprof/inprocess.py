@@ -92,6 +92,7 @@ class ProfileSession:
         if sampler is None:
             raise RuntimeError("this profiling session is not running")
         sampler.stop()
+        context.drain()  # the requests that ended are handed to the sinks in batches
         profile = sampler.snapshot()
         if self.title:
             profile.metadata["title"] = self.title

@@ -87,9 +87,8 @@ class Agent:
             atexit.register(self.finish, "exit")
             self._install_signal_handlers()
             self._install_excepthook()
-            if self.config.flush_s > 0:
-                self._flusher = threading.Thread(target=self._flush_loop, name="mcpprof-flush", daemon=True)
-                self._flusher.start()
+            self._flusher = threading.Thread(target=self._flush_loop, name="mcpprof-flush", daemon=True)
+            self._flusher.start()
             if not self.config.quiet:
                 _warn(f"profiling pid {self.pid} at {self.config.rate_hz:g} Hz -> {self.path}")
         except Exception as exc:  # never fail the server
@@ -125,10 +124,26 @@ class Agent:
             self.requests.record_tag(tag, duration_ns, error)
             self.spans.add_tag(tag, duration_ns, error)
 
+    def request_table(self) -> RequestTable:
+        """A copy of the per-request latency table, with the requests that have just ended."""
+        from ..mcp import context
+
+        context.drain()
+        with self._lock:
+            table = RequestTable()
+            table.merge(self.requests)
+        return table
+
     def _flush_loop(self) -> None:
         # Adaptive: writing takes at most FLUSH_BUDGET of the time (a big profile flushes less often).
-        interval = self.config.flush_s
+        # Without periodic writes the thread still hands finished requests to the sinks every second.
+        from ..mcp import context
+
+        interval = self.config.flush_s or 1.0
         while not self._stop.wait(interval):
+            if self.config.flush_s <= 0:
+                context.drain()
+                continue
             t0 = time.perf_counter()
             self.flush(level=1)
             spent = time.perf_counter() - t0
@@ -141,9 +156,8 @@ class Agent:
         from ..mcp import install
 
         profile = self.sampler.snapshot()
-        with self._lock:  # requests wait on this lock: copy, and encode outside it
-            table = RequestTable()
-            table.merge(self.requests)
+        table = self.request_table()
+        with self._lock:  # the sinks wait on this lock: copy, and encode outside it
             ring = self.spans.copy()
         profile.requests = table
         profile.extras[SPANS_KEY] = ring.to_extra(spans_limit)

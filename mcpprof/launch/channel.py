@@ -212,7 +212,7 @@ class ControlChannel:
         return {"ok": True, "pid": os.getpid(), "version": __version__, "mode": agent.config.mode,
                 "rate_hz": agent.config.rate_hz, "command": agent.config.command or " ".join(sys.argv),
                 "frameworks": frameworks, "uptime_s": round((time.time_ns() - agent.start_ns) / 1e9, 3),
-                "requests": agent.requests.total_count, "inflight": len(set(context.task_tags.values())),
+                "requests": agent.request_table().total_count, "inflight": len(set(context.task_tags.values())),
                 "active": bool(agent.active and agent.sampler is not None and not agent.finished),
                 "out": agent.path, "python": sys.version.split()[0]}
 
@@ -228,13 +228,9 @@ class ControlChannel:
         return reply
 
     def cmd_latency(self, request: Dict[str, Any], session: Dict[str, Any]) -> Dict[str, Any]:
-        from ..model.requests import RequestTable
         from .windows import latency_rows
 
-        table = RequestTable()
-        with self.agent._lock:
-            table.merge(self.agent.requests)
-        reply: Dict[str, Any] = {"ok": True, "since_start": latency_rows(table)}
+        reply: Dict[str, Any] = {"ok": True, "since_start": latency_rows(self.agent.request_table())}
         window = session.get("window")
         if window is not None:
             with window._lock:

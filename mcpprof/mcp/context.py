@@ -18,15 +18,25 @@ steps are charged, however requests interleave on the loop; tasks spawned inside
 metered the same way by the task factory, and worker-thread code by :func:`tagged`. Nothing runs per
 event-loop callback: a loop step that is not a request's costs nothing.
 
+A finished request is queued (:data:`finished`), not handed to the sinks on its own path:
+:func:`drain` hands the queue to :data:`request_sinks`; readers of the sinks' data drain first, the
+agent's background thread drains every second, and a request drains itself when the queue is long.
+
+The hot path (tags, metered steps, the task factory, the ``to_thread`` hooks) runs in the optional C
+extension :mod:`mcpprof.mcp._hooks` where it is built (``MCPPROF_PURE_PYTHON=1`` turns it off);
+the pure-Python code here does the same work where it is not.
+
 Stdlib only, nothing happens at import, and every hook is reversible (:func:`uninstall_thread_hooks`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import collections.abc
 import contextvars
 import functools
+import os
 import sys
 import threading
 import time
@@ -40,32 +50,40 @@ _LABEL_CACHE_MAX = 4096
 _label_cache: Dict[Tuple[str, str, str], Tuple[LabelSet, str, str]] = {}
 
 
-class RequestTag:
-    """The MCP request a piece of work belongs to. ``labels`` is the bounded label set
-    (method and target); ``request_id`` stays out of it (unbounded)."""
+def _label_entry(method: str, target: str, target_key: str) -> Tuple[LabelSet, str, str]:
+    """(labels, method, target) of a request name, cached: what outlives the request (spans, tables)
+    then holds one string per name, which a leak check must not see growing."""
+    cached = _label_cache.get((method, target, target_key))
+    if cached is None:
+        pairs = [(L.METHOD, method)]
+        if target and target_key:
+            pairs.append((target_key, target))
+        cached = (tuple(sorted(pairs)), method, target)
+        if len(_label_cache) >= _LABEL_CACHE_MAX:
+            _label_cache.clear()
+        _label_cache[(method, target, target_key)] = cached
+    return cached
 
-    __slots__ = ("method", "target", "target_key", "request_id", "session_id", "start_ns", "labels", "cpu_ns")
+
+class PyRequestTag:
+    """The MCP request a piece of work belongs to. ``labels`` is the bounded label set
+    (method and target); ``request_id`` stays out of it (unbounded). ``cpu_ns``: exact CPU charged
+    to it; ``duration_ns`` and ``error`` are set when it ends. (The pure-Python form of
+    :data:`RequestTag`.)"""
+
+    __slots__ = ("method", "target", "target_key", "request_id", "session_id", "start_ns", "labels", "cpu_ns",
+                 "duration_ns", "error")
 
     def __init__(self, method: str, target: str = "", target_key: str = "", request_id: str = "",
                  session_id: str = "", start_ns: int = 0):
-        cached = _label_cache.get((method, target, target_key))
-        if cached is None:
-            pairs = [(L.METHOD, method)]
-            if target and target_key:
-                pairs.append((target_key, target))
-            cached = (tuple(sorted(pairs)), method, target)
-            if len(_label_cache) >= _LABEL_CACHE_MAX:
-                _label_cache.clear()
-            _label_cache[(method, target, target_key)] = cached
-        # the cached name strings, not this request's copies: what outlives the request (spans,
-        # tables) then holds one string per name, which a leak check must not see growing
-        self.labels: LabelSet = cached[0]
-        self.method, self.target = cached[1], cached[2]
+        self.labels, self.method, self.target = _label_entry(method, target, target_key)
         self.target_key = target_key
         self.request_id = request_id
         self.session_id = session_id
         self.start_ns = start_ns
         self.cpu_ns = 0  # exact CPU charged to this request (its metered steps + worker threads)
+        self.duration_ns = 0
+        self.error: Optional[str] = None
 
     @property
     def name(self) -> str:
@@ -78,7 +96,7 @@ class RequestTag:
 _TARGETS = {"tools/call": ("name", L.TOOL), "prompts/get": ("name", L.PROMPT)}
 
 
-def tag_for(method: str, params: Any, request_id: Any = None, session_id: Any = None) -> RequestTag:
+def _py_tag_for(method: str, params: Any, request_id: Any = None, session_id: Any = None) -> Any:
     """Build a tag from a JSON-RPC method and its raw params (dict or model)."""
     target, key = "", ""
     if params is not None:
@@ -98,14 +116,52 @@ def tag_for(method: str, params: Any, request_id: Any = None, session_id: Any = 
                       "" if session_id is None else str(session_id), time.perf_counter_ns())
 
 
+def _load_c() -> Any:
+    if os.environ.get("MCPPROF_PURE_PYTHON", "") == "1":
+        return None
+    try:
+        from . import _hooks
+    except ImportError:  # not built, or built for another Python
+        return None
+    return _hooks
+
+
+_C = _load_c()
+#: The request tag type: the C extension's where it is built, else :class:`PyRequestTag`.
+RequestTag: Any = _C.RequestTag if _C is not None else PyRequestTag
+#: ``tag_for(method, params, request_id=None, session_id=None)``: the tag of a request.
+tag_for: Callable[..., Any] = _C.tag_for if _C is not None else _py_tag_for
+
+
 CURRENT: "contextvars.ContextVar[Optional[RequestTag]]" = contextvars.ContextVar("mcpprof_request", default=None)
 
 task_tags: Dict[Any, RequestTag] = {}
 thread_tags: Dict[int, RequestTag] = {}
 loops: Dict[int, Any] = {}  # thread ident -> the event loop that thread runs
 
-#: Called with (tag, duration_ns, error kind or None) when a request ends.
-request_sinks: List[Callable[[RequestTag, int, Optional[str]], None]] = []
+#: Called by :func:`drain` with (tag, duration_ns, error kind or None) for every finished request.
+request_sinks: List[Callable[[Any, int, Optional[str]], None]] = []
+#: Finished requests not yet handed to the sinks (queued only while there are sinks).
+finished: "collections.deque[Any]" = collections.deque()
+DRAIN_AT = 65536  # a request drains the queue itself when it is this long (nobody else did)
+_drain_lock = threading.Lock()
+
+
+def drain() -> None:
+    """Hand the finished requests to :data:`request_sinks`, oldest first (from any thread; call it
+    before reading what the sinks recorded). Never raises."""
+    with _drain_lock:
+        pop = finished.popleft
+        while True:
+            try:
+                tag = pop()
+            except IndexError:
+                return
+            for sink in list(request_sinks):
+                try:
+                    sink(tag, tag.duration_ns, tag.error)
+                except Exception:  # a sink must never fail a request
+                    pass
 
 _current_tasks: Dict[Any, Any] = getattr(asyncio.tasks, "_current_tasks", {})
 _thread_cpu = time.thread_time_ns
@@ -136,11 +192,19 @@ def current() -> Optional[RequestTag]:
 
 # -- entering and leaving requests (called by adapters, on the event-loop thread) -----------------
 
-def enter_request(tag: RequestTag) -> Tuple[Any, Any, Any]:
+def _first_request() -> None:
     global serving, serving_since_cpu_ns
     if not serving:
         serving_since_cpu_ns = time.process_time_ns()
         serving = True
+
+
+def enter_request(tag: Any) -> Tuple[Any, Any, Any]:
+    """Enter ``tag``'s request on this thread (pure Python; :func:`request` does it in C)."""
+    if not serving:
+        _first_request()
+        if _C is not None:
+            _C.set_flags(True, metering)
     token = CURRENT.set(tag)
     task = None
     try:
@@ -160,9 +224,10 @@ def enter_request(tag: RequestTag) -> Tuple[Any, Any, Any]:
     return token, task, prev
 
 
-def exit_request(handle: Tuple[Any, Any, Any], tag: RequestTag, error: Optional[str] = None) -> None:
+def exit_request(handle: Tuple[Any, Any, Any], tag: Any, error: Optional[str] = None) -> None:
     token, task, prev = handle
-    duration = time.perf_counter_ns() - tag.start_ns
+    tag.duration_ns = time.perf_counter_ns() - tag.start_ns
+    tag.error = error
     if task is not None:
         if prev is None:
             task_tags.pop(task, None)
@@ -172,11 +237,10 @@ def exit_request(handle: Tuple[Any, Any, Any], tag: RequestTag, error: Optional[
         CURRENT.reset(token)
     except ValueError:  # reset from another context: leave the variable alone
         pass
-    for sink in request_sinks:
-        try:
-            sink(tag, duration, error)
-        except Exception:  # a sink must never fail a request
-            pass
+    if request_sinks:
+        finished.append(tag)
+        if len(finished) >= DRAIN_AT:
+            drain()
 
 
 # -- exact CPU of a request's steps -------------------------------------------------------------
@@ -236,9 +300,55 @@ class _Metered(collections.abc.Coroutine):
         return getattr(self._inner, "cr_code", None)
 
 
-def metered(awaitable: Any, tag: RequestTag) -> Any:
+def metered(awaitable: Any, tag: Any) -> Any:
     """``awaitable`` with the CPU of each of its steps charged to ``tag`` (while hooks are installed)."""
-    return _Metered(awaitable, tag) if metering else awaitable
+    if not metering:
+        return awaitable
+    return _C.metered(awaitable, tag) if _C is not None else _Metered(awaitable, tag)
+
+
+async def _py_request(awaitable: Any, tag: Any, tool_call: bool, handle: Tuple[Any, Any, Any]) -> Any:
+    error: Optional[str] = None
+    try:
+        result = await (_Metered(awaitable, tag) if metering else awaitable)
+        if tool_call and is_tool_error(result):
+            error = TOOL_ERROR
+        return result
+    except BaseException as exc:
+        error = error_kind(exc)
+        raise
+    finally:
+        exit_request(handle, tag, error)
+
+
+def request(awaitable: Any, tag: Any, tool_call: bool = False) -> Any:
+    """Enter ``tag``'s request now and run ``awaitable`` in it, metered; the request ends (its
+    latency and error kind recorded) when the awaitable does. Raises if the request cannot be
+    entered (the caller then runs the awaitable untagged)."""
+    if _C is not None:
+        return _C.request(awaitable, tag, tool_call)
+    return _py_request(awaitable, tag, tool_call, enter_request(tag))
+
+
+TOOL_ERROR = "tool_error"
+
+
+def is_tool_error(result: Any) -> bool:
+    """A ``tools/call`` result that reports a tool error (``isError``), as a dict or a model."""
+    if type(result) is dict:
+        return result.get("isError") is True
+    return getattr(result, "is_error", False) is True
+
+
+def error_kind(exc: BaseException) -> str:
+    """The error kind recorded for a request that raised: the JSON-RPC error code, or the class."""
+    error = getattr(exc, "error", None)
+    code = getattr(error, "code", None)
+    if code is not None:
+        return str(code)
+    if exc.__class__.__name__ == "ValidationError":
+        return "-32602"
+    return exc.__class__.__qualname__
 
 
 # -- spawned tasks ------------------------------------------------------------------------------
@@ -250,6 +360,9 @@ def _forget_task(task: Any) -> None:
 def _install_task_factory(loop: Any) -> None:
     previous = loop.get_task_factory()
     _factory_loops[loop] = previous
+    if _C is not None:
+        loop.set_task_factory(_C.TaskFactory(previous))
+        return
 
     def factory(loop_: Any, coro: Any, **kwargs: Any) -> Any:
         ctx = kwargs.get("context")
@@ -322,27 +435,29 @@ def install_thread_hooks() -> None:
             to_thread = None
     # Plain functions returning the original coroutine (no coroutine of our own): the stdio
     # transport alone calls run_sync about a dozen times per request, outside any request.
-    get_tag = CURRENT.get
     if to_thread is not None and hasattr(to_thread, "run_sync"):
-        original_run_sync = to_thread.run_sync
-
-        @functools.wraps(original_run_sync)
-        def run_sync(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-            return original_run_sync(func if get_tag() is None else tagged(func), *args, **kwargs)
-
-        _patch(to_thread, "run_sync", run_sync)
-
-    original_to_thread = asyncio.to_thread
-
-    @functools.wraps(original_to_thread)
-    def to_thread_(func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-        return original_to_thread(func if get_tag() is None else tagged(func), *args, **kwargs)
-
+        _patch(to_thread, "run_sync", _thread_hook(to_thread.run_sync))
+    to_thread_ = _thread_hook(asyncio.to_thread)
     _patch(asyncio, "to_thread", to_thread_)
     threads_mod = sys.modules.get("asyncio.threads")
     if threads_mod is not None:
         _patch(threads_mod, "to_thread", to_thread_)
     metering = True
+    if _C is not None:
+        _C.set_flags(serving, True)
+
+
+def _thread_hook(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``original(func, ...)`` with ``func`` running tagged (:func:`tagged`) inside a request."""
+    if _C is not None:
+        return _C.thread_hook(original)
+    get_tag = CURRENT.get
+
+    @functools.wraps(original)
+    def hook(func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        return original(func if get_tag() is None else tagged(func), *args, **kwargs)
+
+    return hook
 
 
 def _patch(obj: Any, name: str, value: Any) -> None:
@@ -353,6 +468,8 @@ def _patch(obj: Any, name: str, value: Any) -> None:
 def uninstall_thread_hooks() -> None:
     global metering
     metering = False
+    if _C is not None:
+        _C.set_flags(serving, False)
     while _thread_patches:
         obj, name, original = _thread_patches.pop()
         setattr(obj, name, original)
@@ -365,4 +482,17 @@ def reset() -> None:
     task_tags.clear()
     thread_tags.clear()
     loops.clear()
+    finished.clear()
     serving = False
+    if _C is not None:
+        _C.set_flags(False, metering)
+
+
+if _C is not None:
+    _C.configure(current=CURRENT, task_tags=task_tags, thread_tags=thread_tags, loops=loops,
+                 current_tasks=_current_tasks, factory_loops=_factory_loops, install_factory=_install_task_factory,
+                 finished=finished, drain=drain, sinks=request_sinks, label_entry=_label_entry,
+                 label_cache=_label_cache, error_kind=error_kind, first_request=_first_request,
+                 get_running_loop=asyncio.events._get_running_loop, task_type=asyncio.Task,
+                 forget_task=_forget_task, targets={m: tuple(v) for m, v in _TARGETS.items()},
+                 resource_spec=("uri", L.RESOURCE_URI), tool_error=TOOL_ERROR)

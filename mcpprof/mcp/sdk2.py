@@ -13,46 +13,31 @@ from . import context
 KIND = "mcp2"
 
 
-def _error_kind(exc: BaseException) -> str:
-    error = getattr(exc, "error", None)
-    code = getattr(error, "code", None)
-    if code is not None:
-        return str(code)
-    if exc.__class__.__name__ == "ValidationError":
-        return "-32602"
-    return exc.__class__.__qualname__
-
-
 class ProfilingMiddleware:
     """``ServerMiddleware`` that tags each request for samplers and records its latency.
 
-    Its own failures never fail a request: if tagging breaks, the request runs untagged.
+    A plain callable returning an awaitable (:func:`mcpprof.mcp.context.request`); in C where the
+    extension is built. Its own failures never fail a request: if tagging breaks, the request runs
+    untagged.
     """
 
     mcpprof_marker = True
 
-    async def __call__(self, ctx: Any, call_next: Any) -> Any:
+    def __call__(self, ctx: Any, call_next: Any) -> Any:
         try:
             method = ctx.method
             tag = context.tag_for(method, ctx.params, ctx.request_id)
-            handle = context.enter_request(tag)
         except Exception:
-            return await call_next(ctx)
-        error: Optional[str] = None
+            return call_next(ctx)
+        awaitable = call_next(ctx)
         try:
-            result = await (context._Metered(call_next(ctx), tag) if context.metering else call_next(ctx))
-            if method == "tools/call" and (result.get("isError") is True if type(result) is dict
-                                           else getattr(result, "is_error", False) is True):
-                error = "tool_error"
-            return result
-        except BaseException as exc:
-            error = _error_kind(exc)
-            raise
-        finally:
-            try:
-                context.exit_request(handle, tag, error)
-            except Exception:
-                pass
+            return context.request(awaitable, tag, method == "tools/call")
+        except Exception:
+            return awaitable
+
+
+if context._C is not None:
+    ProfilingMiddleware.__call__ = staticmethod(context._C.sdk2_call)  # type: ignore[assignment,method-assign]
 
 
 def middleware_list(server: Any) -> Optional[list]:

@@ -63,9 +63,8 @@ class MemoryTimeline:
             traced = tracemalloc.get_traced_memory()[0] if tracemalloc.is_tracing() else -1
             g0, g1, g2 = gc.get_count()
             requests = -1
-            table = getattr(self.agent, "requests", None)
-            if table is not None:
-                requests = table.total_count
+            if hasattr(self.agent, "request_table"):
+                requests = self.agent.request_table().total_count
             row = [round(time.monotonic() - self.t0, 3), rss_now(), traced, g0, g1, g2, requests]
             with self._lock:
                 self.points.append(row)
