@@ -264,7 +264,7 @@ class AsyncWaitRecorder:
     def stop(self) -> None:
         self.sampler.stop()
 
-    def contribute(self, profile: Profile) -> None:
+    def contribute(self, profile: Profile, limit: Optional[int] = None) -> None:
         from ..model.io import to_dict
 
         profile.extras["asyncwait"] = to_dict(self.sampler.snapshot())

@@ -36,7 +36,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from ..model.labels import THREAD_NAME
 from ..model.profile import CPU, SAMPLES, WALL, LabelSet, Profile, Sample
 from .stacktable import OVERFLOW_FUNCTION, RAW_CACHE_FRAMES, TRUNCATED_FUNCTION, StackTable  # noqa: F401
-from .stackutil import _compact, _environment
+from .stackutil import _compact, _environment, raw_key_of
 from .threads import ThreadCpuClocks, is_idle_code, python_threads, request_tagger, tag_from_stack  # noqa: F401
 from .timer import TimerMixin
 
@@ -73,6 +73,7 @@ class Sampler(TimerMixin, StackTable):
         self._prev_handler: Any = None
         self._idle: Dict[int, Tuple[Any, bool]] = {}  # id(code) -> (code, is an idle leaf)
         self._tagger, self._clock, self._frames_fn = tagger, clock, frames
+        self._raw_key = raw_key_of(frames)
         self._threads_fn = threads if threads is not None else python_threads
         if cpu_clock is None:
             cpu_clock = ThreadCpuClocks()
@@ -225,6 +226,7 @@ class Sampler(TimerMixin, StackTable):
         hook = self.sample_hook
         ovf_sid = self._ovf_sid
         frame_code_id = id(getattr(tagger, "frame_code", None)) if hasattr(tagger, "from_frame") else -1
+        raw_key = self._raw_key
         for ident, top in frames.items():
             if ident == own:
                 continue
@@ -257,14 +259,8 @@ class Sampler(TimerMixin, StackTable):
                 if cpu == 0 and cur is not None and st[3] >= 0 and st[1] == id(top) and st[2] == lasti:
                     sid = st[3]  # the thread has not run since the last tick: same stack
                 else:
-                    ids = []
-                    append = ids.append
-                    f = top
-                    while f is not None:
-                        append(id(f.f_code))
-                        append(f.f_lasti)
-                        f = f.f_back
-                    sid = raw.get(tuple(ids))
+                    ids = raw_key(top)
+                    sid = raw.get(ids)
                     if sid is None:
                         sid = self._resolve(top, ids)
                     st[1], st[2], st[3] = id(top), lasti, sid

@@ -130,7 +130,7 @@ class SlowestRecorder:
         profile.metadata = {"collector": "sample", "view": f"samples of the {self.keep} slowest requests per kind"}
         return rows, profile
 
-    def contribute(self, profile: Profile) -> None:
+    def contribute(self, profile: Profile, limit: Optional[int] = None) -> None:
         if self._sampler is None:
             return
         from ..model.io import to_dict

@@ -4,15 +4,14 @@ bounds). A mixin of :class:`~mcpprof.collect.sampler.Sampler`; stdlib only."""
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..model.profile import Frame
-from .stackutil import line_of
+from .stackutil import cached_fids, line_of
 
 OVERFLOW_FUNCTION = "[mcpprof: stack table full]"
 TRUNCATED_FUNCTION = "[truncated]"
 RAW_CACHE_FRAMES = 50_000
-_NO_LOCS: Dict[int, int] = {}
 
 
 class StackTable:
@@ -34,19 +33,13 @@ class StackTable:
         self._raw_frames = self._nlocs = 0
         self._ovf_sid = -1
 
-    def _resolve(self, top: Any, ids: Optional[List[int]] = None) -> int:
+    def _resolve(self, top: Any, ids: Optional[Sequence[int]] = None) -> int:
         """Stack id of the stack whose leaf is ``top``, interning what is new (the slow path).
         ``ids``: its (id(code), f_lasti) pairs, leaf first; when every location in it is cached the
         frames are not walked again."""
         if ids:
-            locs = self._locs
-            fids = []
-            for i in range(0, len(ids), 2):
-                fid = locs.get(ids[i], _NO_LOCS).get(ids[i + 1])
-                if fid is None:
-                    break
-                fids.append(fid)
-            else:
+            fids = cached_fids(ids, self._locs)
+            if fids is not None:
                 sid = self._stack_id(fids)
                 self._remember_raw(ids, sid)
                 return sid
@@ -75,11 +68,11 @@ class StackTable:
             self._remember_raw(ids, sid)
         return sid
 
-    def _remember_raw(self, ids: List[int], sid: int) -> None:
+    def _remember_raw(self, ids: Sequence[int], sid: int) -> None:
         if self._raw_frames + len(ids) // 2 > RAW_CACHE_FRAMES:
             self._raw.clear()
             self._raw_frames = 0
-        self._raw[tuple(ids)] = sid
+        self._raw[ids if type(ids) is tuple else tuple(ids)] = sid
         self._raw_frames += len(ids) // 2
 
     def _stack_id(self, fids: List[int]) -> int:

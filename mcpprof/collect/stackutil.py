@@ -1,11 +1,66 @@
-"""Helpers of the sampler's snapshot: line numbers from code objects, where the standard library
+"""Helpers of the sampler: the raw stack key of a frame and its cached frame ids (in C where
+:mod:`mcpprof.collect._walk` is built), line numbers from code objects, where the standard library
 and packages live (for views that shorten paths), and compaction of the interned tables. Stdlib only."""
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Tuple
+import os
+import sys
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..model.profile import Frame
+
+
+def _py_raw_key(top: Any) -> Tuple[int, ...]:
+    """(id(code), f_lasti, ...) of ``top`` and its callers, leaf first."""
+    ids: List[int] = []
+    append = ids.append
+    f = top
+    while f is not None:
+        append(id(f.f_code))
+        append(f.f_lasti)
+        f = f.f_back
+    return tuple(ids)
+
+
+_NO_LOCS: Dict[int, int] = {}
+
+
+def _py_cached_fids(ids: Sequence[int], locs: Dict[int, Dict[int, int]]) -> Optional[List[int]]:
+    """Frame ids of a raw key from the location cache, leaf first; None if one is not cached."""
+    fids = []
+    for i in range(0, len(ids), 2):
+        fid = locs.get(ids[i], _NO_LOCS).get(ids[i + 1])
+        if fid is None:
+            return None
+        fids.append(fid)
+    return fids
+
+
+def _load_walk() -> Any:
+    if os.environ.get("MCPPROF_PURE_PYTHON", "") == "1":
+        return None
+    try:
+        from . import _walk
+    except ImportError:  # not built, or built for another Python
+        return None
+    return _walk
+
+
+_W = _load_walk()
+
+
+def cached_fids(ids: Sequence[int], locs: Dict[int, Dict[int, int]]) -> Optional[List[int]]:
+    """Frame ids of a raw key from the location cache, leaf first; None if one is not cached."""
+    if _W is not None:
+        return _W.cached_fids(ids if type(ids) is tuple else tuple(ids), locs)
+    return _py_cached_fids(ids, locs)
+
+
+def raw_key_of(frames_fn: Callable[[], Dict[int, Any]]) -> Callable[[Any], Tuple[int, ...]]:
+    """The raw-key function for the frames ``frames_fn`` returns: C for the interpreter's real
+    frames, Python for anything else (the fakes unit tests inject)."""
+    return _W.raw_key if _W is not None and frames_fn is sys._current_frames else _py_raw_key
 
 def line_of(code: Any, lasti: int, frame: Any = None) -> int:
     """Line of byte offset ``lasti`` in ``code``: ``frame.f_lineno`` when the frame is at hand

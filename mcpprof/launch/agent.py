@@ -24,10 +24,11 @@ from ..model.spans import EXTRA_KEY as SPANS_KEY, SpanRing
 from .config import AgentConfig
 
 _agent: Optional["Agent"] = None
-#: Periodic flushes are spaced so that writing takes at most this share of the time.
+#: Periodic flushes are spaced so that writing takes at most this share of the time (in CPU).
 FLUSH_BUDGET = 0.004
-#: Request spans in a periodic write (the final write has the whole ring): keeps flushes cheap.
-PERIODIC_SPANS = 2000
+#: Request spans and recorder events in a periodic write (the final write has them all): a
+#: periodic write is a crash snapshot, kept cheap.
+PERIODIC_SPANS = 1000
 
 
 def _warn(message: str) -> None:
@@ -54,7 +55,7 @@ class Agent:
         self.crash: Optional[str] = None
         self.finished = False
         self.flushes = 0
-        self.flush_ns = 0  # time spent writing periodic flushes (part of mcpprof's overhead)
+        self.flush_ns = 0  # CPU spent writing periodic flushes (part of mcpprof's overhead)
         self._final_written = False
         self.start_ns = time.time_ns()
         self.cpu_start_ns = time.process_time_ns()
@@ -134,6 +135,13 @@ class Agent:
             table.merge(self.requests)
         return table
 
+    def requests_served(self) -> int:
+        """How many requests have ended so far."""
+        from ..mcp import context
+
+        context.drain()
+        return self.requests.total_count
+
     def _flush_loop(self) -> None:
         # Adaptive: writing takes at most FLUSH_BUDGET of the time (a big profile flushes less often).
         # Without periodic writes the thread still hands finished requests to the sinks every second.
@@ -144,15 +152,16 @@ class Agent:
             if self.config.flush_s <= 0:
                 context.drain()
                 continue
-            t0 = time.perf_counter()
+            t0 = time.thread_time_ns()  # the CPU writing takes (its wall time includes GIL waits)
             self.flush(level=1)
-            spent = time.perf_counter() - t0
-            self.flush_ns += int(spent * 1e9)
-            interval = max(self.config.flush_s, spent / FLUSH_BUDGET)
+            spent = time.thread_time_ns() - t0
+            self.flush_ns += spent
+            interval = max(self.config.flush_s, spent / 1e9 / FLUSH_BUDGET)
 
     # -- writing ---------------------------------------------------------------------------------
     def build_profile(self, complete: bool, end_reason: str = "", spans_limit: Optional[int] = None) -> Any:
-        """The profile so far; ``spans_limit``: keep only that many of the latest request spans."""
+        """The profile so far; ``spans_limit``: keep only that many of the latest request spans
+        (and recorder events)."""
         from ..mcp import install
 
         profile = self.sampler.snapshot()
@@ -163,7 +172,7 @@ class Agent:
         profile.extras[SPANS_KEY] = ring.to_extra(spans_limit)
         for recorder in self.recorders:
             try:
-                recorder.contribute(profile)
+                recorder.contribute(profile, spans_limit)
             except Exception as exc:
                 _warn(f"a recorder failed: {exc!r}")
         md = profile.metadata

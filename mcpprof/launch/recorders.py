@@ -2,7 +2,8 @@
 
 * ``RECORDERS``: side recorders that add data to every profile the agent writes (memory over time,
   GC pauses, ...). A recorder is built with ``factory(agent)`` and has ``start()``, ``stop()`` and
-  ``contribute(profile)`` (which puts its data into ``profile.extras`` or ``profile.metadata``).
+  ``contribute(profile, limit=None)`` (which puts its data into ``profile.extras`` or
+  ``profile.metadata``; ``limit``: a periodic write keeps only that many of the latest events).
 * ``SERVICES``: long-running helpers started with the agent (the control channel, ...), built
   with ``factory(agent)``, with ``start()`` and ``stop()``.
 

@@ -256,19 +256,19 @@ static PyObject *make_tag(PyObject *method, PyObject *params, PyObject *request_
     return (PyObject *)t;
 }
 
-static PyObject *hooks_tag_for(PyObject *mod, PyObject *const *args, Py_ssize_t n)
+static PyObject *hooks_tag_for(PyObject *mod, PyObject *args, PyObject *kw)
 {
-    if (n < 2 || n > 4) {
-        PyErr_SetString(PyExc_TypeError, "tag_for(method, params, request_id=None, session_id=None)");
+    static char *names[] = {"method", "params", "request_id", "session_id", NULL};
+    PyObject *method, *params, *rid = Py_None, *sid = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OO:tag_for", names, &method, &params, &rid, &sid))
         return NULL;
-    }
-    PyObject *t = make_tag(args[0], args[1], n >= 3 ? args[2] : Py_None);
-    if (t != NULL && n == 4 && args[3] != Py_None) {
-        PyObject *sid = PyObject_Str(args[3]);
-        if (sid == NULL)
+    PyObject *t = make_tag(method, params, rid);
+    if (t != NULL && sid != Py_None) {
+        PyObject *text = PyObject_Str(sid);
+        if (text == NULL)
             Py_CLEAR(t);
         else
-            Py_SETREF(((TagObject *)t)->session_id, sid);
+            Py_SETREF(((TagObject *)t)->session_id, text);
     }
     return t;
 }
@@ -450,10 +450,23 @@ static void request_exit(StepObject *s, PyObject *result)
     Py_CLEAR(s->token);
     Py_CLEAR(s->task);
     Py_CLEAR(s->prev);
+    int ended = 1;
     if (Py_IS_TYPE(s->tag, &TagType)) {
         t->duration_ns = end - t->start_ns;
         Py_XSETREF(t->error, error ? error : Py_NewRef(Py_None));
         error = NULL;
+    } else {  /* a tag of another kind (PyRequestTag): through its attributes */
+        PyObject *start = PyObject_GetAttrString(s->tag, "start_ns");
+        long long start_ns = start ? PyLong_AsLongLong(start) : 0;
+        PyObject *duration = PyErr_Occurred() ? NULL : PyLong_FromLongLong(end - start_ns);
+        ended = duration != NULL && PyObject_SetAttrString(s->tag, "duration_ns", duration) == 0 &&
+                PyObject_SetAttrString(s->tag, "error", error ? error : Py_None) == 0;
+        Py_XDECREF(start);
+        Py_XDECREF(duration);
+        if (!ended)
+            PyErr_Clear();
+    }
+    if (ended) {
         if (PyList_GET_SIZE(S.sinks) > 0) {
             PyObject *r = PyObject_CallOneArg(S.finished_append, s->tag);
             if (r != NULL && PyObject_Size(S.finished) >= DRAIN_AT) {
@@ -479,7 +492,8 @@ static PySendResult step_do(StepObject *s, PyObject *arg, PyObject *const *exc, 
         PyErr_SetString(PyExc_RuntimeError, "cannot reuse already awaited coroutine");
         return PYGEN_ERROR;
     }
-    long long t0 = thread_cpu_ns();
+    int meter = S.metering || !s->request;  /* a request is metered while the hooks are installed */
+    long long t0 = meter ? thread_cpu_ns() : 0;
     if (exc == NULL) {
         r = PyIter_Send(s->it, arg, result);
     } else {
@@ -497,7 +511,8 @@ static PySendResult step_do(StepObject *s, PyObject *arg, PyObject *const *exc, 
         } else
             r = PYGEN_ERROR;
     }
-    charge(s->tag, thread_cpu_ns() - t0);
+    if (meter)
+        charge(s->tag, thread_cpu_ns() - t0);
     if (r != PYGEN_NEXT) {
         Py_CLEAR(s->it);
         if (s->request && !s->done)
@@ -531,13 +546,15 @@ static PyObject *returned(PySendResult r, PyObject *result)
 static PyObject *step_iternext(StepObject *s)
 {
     PyObject *result = NULL;
-    return returned(step_do(s, Py_None, NULL, 0, &result), result);
+    PySendResult r = step_do(s, Py_None, NULL, 0, &result);  /* before reading result */
+    return returned(r, result);
 }
 
 static PyObject *step_send(StepObject *s, PyObject *arg)
 {
     PyObject *result = NULL;
-    return returned(step_do(s, arg, NULL, 0, &result), result);
+    PySendResult r = step_do(s, arg, NULL, 0, &result);
+    return returned(r, result);
 }
 
 static PyObject *step_throw(StepObject *s, PyObject *const *args, Py_ssize_t n)
@@ -549,7 +566,8 @@ static PyObject *step_throw(StepObject *s, PyObject *const *args, Py_ssize_t n)
     }
     while (n > 1 && args[n - 1] == Py_None)
         n--;
-    return returned(step_do(s, NULL, args, n, &result), result);
+    PySendResult r = step_do(s, NULL, args, n, &result);
+    return returned(r, result);
 }
 
 static PyObject *step_close(StepObject *s, PyObject *unused)
@@ -998,7 +1016,8 @@ static PyMethodDef hooks_methods[] = {
     {"configure", (PyCFunction)(void (*)(void))hooks_configure, METH_VARARGS | METH_KEYWORDS,
      "Hand over the objects of mcpprof.mcp.context (once, before any other call)."},
     {"set_flags", hooks_set_flags, METH_VARARGS, "set_flags(serving, metering)"},
-    {"tag_for", (PyCFunction)(void (*)(void))hooks_tag_for, METH_FASTCALL, "tag_for(method, params, request_id)"},
+    {"tag_for", (PyCFunction)(void (*)(void))hooks_tag_for, METH_VARARGS | METH_KEYWORDS,
+     "tag_for(method, params, request_id=None, session_id=None)"},
     {"metered", (PyCFunction)(void (*)(void))hooks_metered, METH_FASTCALL, "metered(awaitable, tag)"},
     {"request", (PyCFunction)(void (*)(void))hooks_request, METH_FASTCALL, "request(awaitable, tag, tool_call)"},
     {"sdk2_call", (PyCFunction)(void (*)(void))hooks_sdk2_call, METH_FASTCALL, "sdk2_call(ctx, call_next)"},

@@ -80,16 +80,20 @@ class GcPauseRecorder:
         except Exception:  # never disturb a collection
             pass
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self, limit: Optional[int] = None) -> Dict[str, Any]:
+        """The stored form; ``limit``: only the latest that many events (totals stay exact)."""
+        events = list(self.events)
+        if limit is not None and len(events) > limit:
+            events = events[len(events) - limit:]
         return {"columns": ["t_ns", "generation", "duration_ns", "collected", "uncollectable", "request"],
-                "events": [list(e) for e in list(self.events)],
+                "events": [list(e) for e in events],
                 "totals": {str(g): {"count": t[0], "total_ns": t[1], "max_ns": t[2], "collected": t[3]}
                            for g, t in sorted(self.totals.items())},
                 "by_request": {k: {"count": v[0], "total_ns": v[1]} for k, v in sorted(self.by_request.items())},
                 "thresholds": list(gc.get_threshold())}
 
-    def contribute(self, profile: Any) -> None:
-        profile.extras["gc_pauses"] = self.to_dict()
+    def contribute(self, profile: Any, limit: Optional[int] = None) -> None:
+        profile.extras["gc_pauses"] = self.to_dict(limit)
 
 
 def _quantile(sorted_values: List[int], q: float) -> int:

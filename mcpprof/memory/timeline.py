@@ -63,8 +63,8 @@ class MemoryTimeline:
             traced = tracemalloc.get_traced_memory()[0] if tracemalloc.is_tracing() else -1
             g0, g1, g2 = gc.get_count()
             requests = -1
-            if hasattr(self.agent, "request_table"):
-                requests = self.agent.request_table().total_count
+            if hasattr(self.agent, "requests_served"):
+                requests = self.agent.requests_served()
             row = [round(time.monotonic() - self.t0, 3), rss_now(), traced, g0, g1, g2, requests]
             with self._lock:
                 self.points.append(row)
@@ -78,7 +78,7 @@ class MemoryTimeline:
         with self._lock:
             return {"columns": list(COLUMNS), "interval_s": self.interval_s, "points": [list(p) for p in self.points]}
 
-    def contribute(self, profile: Any) -> None:
+    def contribute(self, profile: Any, limit: Optional[int] = None) -> None:
         profile.extras["memory_timeline"] = self.to_dict()
 
 

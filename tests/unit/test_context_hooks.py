@@ -28,14 +28,6 @@ PURE_RUN = os.environ.get("MCPPROF_TEST_HOOKS_PURE_RUN") == "1"  # set by the su
 IS_C = context._C is not None
 c_only = pytest.mark.skipif(not IS_C, reason="C extension only")
 ROOT = Path(__file__).resolve().parents[2]
-STEP_BUG = ("_hooks.c:534/540/552: returned(step_do(s, ..., &result), result) reads `result` before "
-            "step_do sets it (argument evaluation order is unspecified; this build reads it first), so "
-            "Metered.send/__next__/throw return NULL: SystemError on a yield, segfault on a return")
-
-
-def xfail_c(reason: str = STEP_BUG):
-    return pytest.mark.xfail(IS_C, strict=True, reason=reason)
-
 
 @pytest.fixture(autouse=True)
 def clean_state():
@@ -158,9 +150,6 @@ def test_tag_for_request_and_session_ids():
         context.tag_for("ping")
 
 
-@xfail_c("_hooks.c:259/1001: tag_for is METH_FASTCALL without keywords, so the documented signature "
-         "tag_for(method, params, request_id=None, session_id=None) (context.py:132) raises TypeError "
-         "'takes no keyword arguments' when called with keywords; the pure-Python tag_for accepts them")
 def test_tag_for_accepts_keyword_ids():
     tag = context.tag_for("tools/call", {"name": "k"}, request_id=5, session_id="s")
     assert (tag.name, tag.request_id, tag.session_id) == ("tools/call k", "5", "s")
@@ -360,7 +349,6 @@ def test_closed_request_is_left_as_generator_exit():
     assert tag.error == "GeneratorExit"
 
 
-@xfail_c()
 def test_request_driven_by_send():
     """What a pure-Python Task, a tracer's await path or a hand-driven coroutine does."""
     tag = context.tag_for("tools/call", {"name": "s"}, 1)
@@ -388,8 +376,6 @@ class _Yield:
         return (yield self.value)
 
 
-@xfail_c(STEP_BUG + "; under sys.settrace CPython 3.11 steps a non-coroutine awaitable with "
-         "tp_iternext, so the await ends at once with None and the handler is abandoned mid-way")
 def test_request_under_a_tracer_returns_its_result():
     async def body():
         await asyncio.sleep(0)
@@ -419,8 +405,6 @@ def boom():
 """
 
 
-@xfail_c(STEP_BUG + ": a request whose awaited future fails is resumed by Task.throw; when the "
-         "handler catches it and returns, Metered.throw crashes (SIGSEGV in returned())")
 @pytest.mark.parametrize("body, cancel", [
     ("try:\n        await asyncio.to_thread(boom)\n    except ValueError:\n        return 'handled'", False),
     ("try:\n        await asyncio.sleep(3600)\n    except asyncio.CancelledError:\n        return 'handled'",

@@ -22,8 +22,8 @@ import pytest
 
 from mcpprof.mcp import context, sdk2
 
-from .test_context_hooks import (IS_C, STEP_BUG, burn, c_only, clean_state, hooks,  # noqa: F401 (fixtures)
-                                 run_child, run_measured, xfail_c)
+from .test_context_hooks import (IS_C, burn, c_only, clean_state, hooks,  # noqa: F401 (fixtures)
+                                 run_child, run_measured)
 
 
 async def _probe():
@@ -121,8 +121,6 @@ def test_spawned_task_carries_the_tag_and_is_metered(hooks):
     assert tag.cpu_ns == charged and spawned not in context.task_tags
 
 
-@xfail_c(STEP_BUG + ": a metered spawned task is a Metered object, and asyncio's Task resumes it "
-         "with .throw() when an awaited future fails: the task dies with SystemError")
 def test_spawned_task_that_handles_a_failed_future(hooks):
     async def child():
         fut = asyncio.get_running_loop().create_future()
@@ -426,8 +424,6 @@ def test_profiling_middleware_end_to_end(tmp_path):
     assert not context.task_tags and not context.thread_tags
 
 
-@xfail_c(STEP_BUG + ": a sync tool that raises kills the server (the SDK catches the worker's error "
-         "thrown into the request and returns an isError result; Metered.throw segfaults)")
 def test_sdk_sync_tool_raising_records_a_tool_error():
     out = run_child("""
 import asyncio
