@@ -14,7 +14,8 @@ from setuptools import Extension, setup
 setup(ext_modules=[Extension("mcpprof.collect._allocsample", ["mcpprof/collect/_allocsample.c"],
                              depends=["mcpprof/collect/_allocsample_tables.h", "mcpprof/collect/_allocsample_py.h"],
                              extra_compile_args=["-O2"], optional=True),
-                         Extension("mcpprof.mcp._hooks", ["mcpprof/mcp/_hooks.c"], extra_compile_args=["-O2"],
-                                   optional=True),
+                         Extension("mcpprof.mcp._hooks", ["mcpprof/mcp/_hooks.c"],
+                                   depends=[f"mcpprof/mcp/_hooks_{part}.h" for part in ("tag", "step", "wrap")],
+                                   extra_compile_args=["-O2"], optional=True),
                          Extension("mcpprof.collect._walk", ["mcpprof/collect/_walk.c"], extra_compile_args=["-O2"],
                                    optional=True)])

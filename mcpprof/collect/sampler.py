@@ -37,7 +37,7 @@ from ..model.labels import THREAD_NAME
 from ..model.profile import CPU, SAMPLES, WALL, LabelSet, Profile, Sample
 from .stacktable import OVERFLOW_FUNCTION, RAW_CACHE_FRAMES, TRUNCATED_FUNCTION, StackTable  # noqa: F401
 from .stackutil import _compact, _environment, raw_key_of
-from .threads import ThreadCpuClocks, is_idle_code, python_threads, request_tagger, tag_from_stack  # noqa: F401
+from .threads import ThreadCpuClocks, is_idle_code, python_threads, request_tagger  # noqa: F401
 from .timer import TimerMixin
 
 UNNAMED_THREAD = "(unnamed)"
@@ -214,7 +214,8 @@ class Sampler(TimerMixin, StackTable):
         first_tick = self._ticks == 1  # threads seen now were there before sampling began
         if self._ticks % self._refresh_every == 1 or self._refresh_every == 1:
             self._refresh_threads()
-        frames = self._frames_fn()
+        capture = getattr(self._tagger, "capture", None)  # requests read together with the frames
+        frames = capture(self._frames_fn) if capture is not None else self._frames_fn()
         own = threading.get_ident()
         if main_frame is not None:  # called from the signal handler: sample the interrupted frame
             frames[own] = main_frame
@@ -225,7 +226,6 @@ class Sampler(TimerMixin, StackTable):
         n = overflow = 0
         hook = self.sample_hook
         ovf_sid = self._ovf_sid
-        frame_code_id = id(getattr(tagger, "frame_code", None)) if hasattr(tagger, "from_frame") else -1
         raw_key = self._raw_key
         for ident, top in frames.items():
             if ident == own:
@@ -282,10 +282,6 @@ class Sampler(TimerMixin, StackTable):
                     name = self._name_of(ident)
                 try:
                     tl = tagger(ident)  # type: ignore[misc]
-                    if tl is None and ids is not None and frame_code_id in ids:
-                        # the tagged call is on the stack, but its tag is gone: the thread ran on
-                        # while this tick was interrupted. The tag is in that frame: take it there.
-                        tl = tag_from_stack(top, frame_code_id, tagger)
                 except Exception as exc:
                     self._note_error(exc)
                     tl = None

@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..model.profile import LabelSet
 
@@ -64,40 +65,34 @@ def python_threads() -> Dict[int, Tuple[str, Optional[int]]]:
 
 
 def request_tagger() -> Callable[[int], Optional[LabelSet]]:
-    """The default tagger: labels of the MCP request running on a thread (mcpprof.mcp.context)."""
+    """The default tagger: labels of the MCP request running on a thread (mcpprof.mcp.context).
+
+    Its ``capture(frames_fn)`` returns the tick's frames and keeps the thread -> request map as it
+    was at that moment (in one C call where the hooks extension is built), so a worker whose
+    request ends while the tick runs is still labelled with the request its captured stack shows."""
     from ..mcp import context
     from ..model import labels as L
 
-    tag_for_thread = context.tag_for_thread
+    tag_for_loop = context.tag_for_loop
     startup: LabelSet = ((L.PHASE, L.STARTUP),)
+    captured: List[Any] = [context.thread_tags]  # the thread -> tag map the current tick reads
+    frames_and_tags = getattr(context._C, "frames_and_tags", None)
 
     def tagger(ident: int) -> Optional[LabelSet]:
-        tag = tag_for_thread(ident)
+        tag = captured[0].get(ident)
+        if tag is None:
+            tag = tag_for_loop(ident)
         if tag is not None:
             return tag.labels
         return None if context.serving else startup
 
-    # A worker thread's tag lives in the frame of the wrapper that runs its request's code: a
-    # sampler that finds that frame on a stack whose tag has already been cleared (the thread ran
-    # on while the tick was interrupted) reads the tag from it.
-    code = next((c for c in context.tagged.__code__.co_consts
-                 if getattr(c, "co_name", "") == "run_tagged"), None)
-    if code is not None:
-        tagger.frame_code = code  # type: ignore[attr-defined]
-        tagger.from_frame = _labels_in_frame  # type: ignore[attr-defined]
+    def capture(frames_fn: Callable[[], Dict[int, Any]]) -> Dict[int, Any]:
+        if frames_and_tags is not None and frames_fn is sys._current_frames:
+            frames, captured[0] = frames_and_tags()
+        else:
+            frames = frames_fn()
+            captured[0] = dict(context.thread_tags)
+        return frames
+
+    tagger.capture = capture  # type: ignore[attr-defined]
     return tagger
-
-
-def _labels_in_frame(frame: Any) -> Optional[LabelSet]:
-    tag = frame.f_locals.get("tag")
-    return getattr(tag, "labels", None)
-
-
-def tag_from_stack(top: Any, code_id: int, tagger: Any) -> Optional[LabelSet]:
-    """Labels ``tagger.from_frame`` reads from the innermost frame of code ``code_id`` on the stack."""
-    f = top
-    while f is not None:
-        if id(f.f_code) == code_id:
-            return tagger.from_frame(f)
-        f = f.f_back
-    return None

@@ -55,27 +55,31 @@ def test_labels_from_tagger_plus_thread_name():
     assert labels == {tuple(sorted(tool + MAIN)), WORKER}
 
 
-def test_a_cleared_worker_tag_is_read_from_the_tagged_frame_on_the_stack():
-    # the worker ran on while a tick was interrupted: its tag is gone from the tagger's maps, but the
-    # frames the tick took still hold the wrapper that carries it
+def test_requests_are_read_with_the_frames_of_the_tick():
+    # the tagger's capture() takes the thread -> request map together with the frames: a worker
+    # whose request ends while the tick runs is still labelled with the request its stack shows
     tool = ((L.TOOL, "cpu_sync"), (L.METHOD, "tools/call"))
-    wrapper = Code("run_tagged")
-
-    class Tag:
-        labels = tool
+    live = {2: tool}
+    captured = {}
+    seen = []
 
     def tagger(ident):
-        return None
+        return captured.get(ident)
 
-    tagger.frame_code = wrapper
-    tagger.from_frame = lambda frame: frame.f_locals["tag"].labels
+    def capture(frames_fn):
+        seen.append(frames_fn)
+        frames = frames_fn()
+        captured.clear()
+        captured.update(live)
+        live.clear()  # the worker's request ends right after the capture
+        return frames
+
+    tagger.capture = capture
     env = Env(tagger=tagger)
-    leaf = chain(Code("worker_run"), wrapper, Code("fib"))
-    leaf.f_back.f_locals = {"tag": Tag()}
-    env.frames = {2: leaf, 1: chain(Code("select"))}
+    env.frames = {2: chain(Code("worker_run"), Code("fib")), 1: chain(Code("select"))}
     env.tick()
     labels = {s.labels for s in env.profile().samples}
-    assert labels == {tuple(sorted(tool + WORKER)), MAIN}
+    assert labels == {tuple(sorted(tool + WORKER)), MAIN} and len(seen) == 1
 
 
 def test_tagger_errors_are_counted_and_the_sample_kept():

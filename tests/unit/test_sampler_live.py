@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 
@@ -110,6 +111,25 @@ def test_real_thread_samples_carry_the_request_tag():
     for s in burning:
         assert s.label(L.TOOL) == "burn" and s.label(L.METHOD) == "tools/call"
         assert s.label("thread.name") == "burner"
+
+
+def test_the_default_tagger_reads_thread_requests_as_captured_with_the_frames():
+    from mcpprof.collect.threads import request_tagger
+
+    tag = context.RequestTag("tools/call", "burn", L.TOOL)
+    t, release = _blocked_thread()
+    tagger = request_tagger()
+    try:
+        context.thread_tags[t.ident] = tag
+        frames = tagger.capture(sys._current_frames)
+        context.thread_tags.pop(t.ident, None)  # the request ends while the tick runs
+        assert t.ident in frames and frames[t.ident] is not None
+        assert tagger(t.ident) == tag.labels  # as captured with the frames
+        tagger.capture(sys._current_frames)
+        assert tagger(t.ident) is None or tagger(t.ident) == ((L.PHASE, L.STARTUP),)
+    finally:
+        context.thread_tags.pop(t.ident, None)
+        release.set()
 
 
 def test_snapshot_and_reset_while_sampling_stay_consistent():
