@@ -60,9 +60,9 @@ class ProfileSession:
         self._requests = RequestTable()
         requests, lock = self._requests, self._lock
 
-        def sink(tag: Any, duration_ns: int, error: Optional[str]) -> None:
+        def sink(tags: List[Any]) -> None:
             with lock:
-                requests.record_tag(tag, duration_ns, error)
+                requests.record_tags(tags)
 
         self._sink = sink
         self._owns_hooks = not context._thread_patches  # an agent may have installed them already

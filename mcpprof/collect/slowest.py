@@ -60,7 +60,7 @@ class SlowestRecorder:
         self._sample_types = list(sampler.sample_types)
         self._tag_for_thread = context.tag_for_thread
         sampler.sample_hook = self._on_sample
-        context.request_sinks.append(self._on_request)
+        context.request_sinks.append(self._on_requests)
 
     def stop(self) -> None:
         from ..mcp import context
@@ -68,7 +68,7 @@ class SlowestRecorder:
         if self._sampler is not None and self._sampler.sample_hook == self._on_sample:
             self._sampler.sample_hook = None
         try:
-            context.request_sinks.remove(self._on_request)
+            context.request_sinks.remove(self._on_requests)
         except ValueError:
             pass
 
@@ -94,12 +94,16 @@ class SlowestRecorder:
         acc[2] += cpu
 
     # -- request end (event-loop thread) ----------------------------------------------------------
-    def _on_request(self, tag: Any, duration_ns: int, error: Optional[str]) -> None:
-        buf = self._bufs.pop(tag, None)
-        key = (tag.method, tag.target or "")
-        kept = self._kept.get(key)
-        if kept is not None and len(kept) >= self.keep and duration_ns <= kept[-1].duration_ns:
-            return
+    def _on_requests(self, tags: List[Any]) -> None:
+        bufs, kept_by_key, keep = self._bufs, self._kept, self.keep
+        for tag in tags:
+            buf = bufs.pop(tag, None) if bufs else None
+            kept = kept_by_key.get((tag.method, tag.target or ""))
+            if kept is None or len(kept) < keep or tag.duration_ns > kept[-1].duration_ns:
+                self._keep(tag, buf)
+
+    def _keep(self, tag: Any, buf: Optional[Dict[Tuple[int, LabelSet], List[int]]]) -> None:
+        key, duration_ns, error = (tag.method, tag.target or ""), tag.duration_ns, tag.error
         samples = []
         for (sid, labels), values in list((buf or {}).items()):
             try:

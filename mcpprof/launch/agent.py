@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 from ..model.requests import RequestTable
 from ..model.spans import EXTRA_KEY as SPANS_KEY, SpanRing
@@ -77,7 +77,7 @@ class Agent:
 
             os.makedirs(self.config.out_dir, exist_ok=True)
             context.install_thread_hooks()
-            context.request_sinks.append(self._on_request)
+            context.request_sinks.append(self._on_requests)
             spec = get_collector(self.config.mode)
             options = {"rate_hz": self.config.rate_hz}
             if spec.name == "sample":
@@ -120,10 +120,10 @@ class Agent:
             except Exception:
                 pass
 
-    def _on_request(self, tag: Any, duration_ns: int, error: Optional[str]) -> None:
-        with self._lock:  # once per request, on its thread
-            self.requests.record_tag(tag, duration_ns, error)
-            self.spans.add_tag(tag, duration_ns, error)
+    def _on_requests(self, tags: List[Any]) -> None:
+        with self._lock:  # a batch of finished requests (mcpprof.mcp.context.drain)
+            self.requests.record_tags(tags)
+            self.spans.add_tags(tags)
 
     def request_table(self) -> RequestTable:
         """A copy of the per-request latency table, with the requests that have just ended."""

@@ -107,11 +107,11 @@ class Window:
         self.start_ns = time.time_ns()
         self.start_clock = time.perf_counter_ns()
         self.cpu0 = time.process_time_ns()
-        context.request_sinks.append(self._on_request)
+        context.request_sinks.append(self._on_requests)
 
-    def _on_request(self, tag: Any, duration_ns: int, error: Optional[str]) -> None:
+    def _on_requests(self, tags: List[Any]) -> None:
         with self._lock:
-            self.requests.record_tag(tag, duration_ns, error)
+            self.requests.record_tags(tags)
 
     def _release(self) -> None:
         if self._holds_exclusive:
@@ -166,7 +166,7 @@ class Window:
         from ..mcp import context
 
         try:
-            context.request_sinks.remove(self._on_request)
+            context.request_sinks.remove(self._on_requests)
         except ValueError:
             pass
         for part in (self.collector, self.wait_sampler):

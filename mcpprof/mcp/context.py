@@ -54,8 +54,9 @@ task_tags: Dict[Any, RequestTag] = {}
 thread_tags: Dict[int, RequestTag] = {}
 loops: Dict[int, Any] = {}  # thread ident -> the event loop that thread runs
 
-#: Called by :func:`drain` with (tag, duration_ns, error kind or None) for every finished request.
-request_sinks: List[Callable[[Any, int, Optional[str]], None]] = []
+#: Called by :func:`drain` with a list of finished request tags, oldest first (each carries its
+#: ``duration_ns`` and ``error`` kind, None for a success).
+request_sinks: List[Callable[[List[Any]], None]] = []
 #: Finished requests not yet handed to the sinks (queued only while there are sinks).
 finished: "collections.deque[Any]" = collections.deque()
 DRAIN_AT = 65536  # a request drains the queue itself when it is this long (nobody else did)
@@ -66,17 +67,20 @@ def drain() -> None:
     """Hand the finished requests to :data:`request_sinks`, oldest first (from any thread; call it
     before reading what the sinks recorded). Never raises."""
     with _drain_lock:
-        pop = finished.popleft
-        while True:
+        batch = []
+        pop, append = finished.popleft, batch.append
+        try:
+            while True:
+                append(pop())
+        except IndexError:
+            pass
+        if not batch:
+            return
+        for sink in list(request_sinks):
             try:
-                tag = pop()
-            except IndexError:
-                return
-            for sink in list(request_sinks):
-                try:
-                    sink(tag, tag.duration_ns, tag.error)
-                except Exception:  # a sink must never fail a request
-                    pass
+                sink(batch)
+            except Exception:  # a sink must never fail a request
+                pass
 
 _current_tasks: Dict[Any, Any] = getattr(asyncio.tasks, "_current_tasks", {})
 _thread_cpu = time.thread_time_ns

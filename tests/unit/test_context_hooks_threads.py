@@ -56,18 +56,18 @@ def _run_requests(names):
 def test_finished_requests_are_queued_and_drained_in_order():
     got, other = [], []
 
-    def failing(tag, duration_ns, error):
+    def failing(tags):
         raise RuntimeError("a broken sink")
 
-    context.request_sinks.extend([failing, lambda *a: got.append(a), lambda t, d, e: other.append(t)])
+    context.request_sinks.extend([failing, lambda tags: got.append(list(tags)), lambda tags: other.extend(tags)])
     tags = _run_requests(["a", "bad", "c"])
     assert list(context.finished) == tags and not got
     context.drain()
-    assert got == [(t, t.duration_ns, t.error) for t in tags] and other == tags
-    assert [e for _, _, e in got] == [None, "ValueError", None]
+    assert got == [tags] and other == tags  # one batch, oldest first, every sink
+    assert [t.error for t in tags] == [None, "ValueError", None] and all(t.duration_ns > 0 for t in tags)
     assert not context.finished
     context.drain()  # an empty queue: nothing happens
-    assert len(got) == 3
+    assert len(got) == 1
 
 
 def test_nothing_is_queued_without_sinks():
@@ -77,7 +77,7 @@ def test_nothing_is_queued_without_sinks():
 
 def test_reset_clears_state():
     tag = context.tag_for("ping", None)
-    context.request_sinks.append(lambda *a: None)
+    context.request_sinks.append(lambda tags: None)
     _run_requests(["x"])
     context.task_tags[object()] = tag
     context.thread_tags[1] = tag
@@ -299,7 +299,7 @@ def test_frames_and_tags():
 
 def test_middleware_tags_the_request():
     mw = sdk2.ProfilingMiddleware()
-    context.request_sinks.append(lambda *a: None)
+    context.request_sinks.append(lambda tags: None)
 
     def call_next_for(ctx):
         async def handler():
@@ -368,7 +368,7 @@ def _drive_sdk(tmp_path, calls):
     assert sdk2.instrument(server) and sdk2.is_instrumented(server)
     records = []
     context.request_sinks.append(
-        lambda tag, d, e: records.append((tag.name, e, tag.cpu_ns, d == tag.duration_ns)))
+        lambda tags: records.extend((tag.name, tag.error, tag.cpu_ns, True) for tag in tags))
     report = tmp_path / "burn.jsonl"
     example._report_fd = os.open(report, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
@@ -436,7 +436,7 @@ server = build_server()
 server.tool()(sync_boom)
 sdk2.instrument(server)
 errors = []
-context.request_sinks.append(lambda tag, d, e: errors.append((tag.name, e)))
+context.request_sinks.append(lambda tags: errors.extend((tag.name, tag.error) for tag in tags))
 async def drive():
     async with Client(server) as client:
         return (await client.call_tool("sync_boom", {})).is_error
