@@ -6,7 +6,9 @@
  *   raw_key(frame)          (id(code), f_lasti, id(code), f_lasti, ...) of frame and its callers,
  *                           leaf first: the key of the sampler's raw-stack cache;
  *   cached_fids(key, locs)  the frame ids of such a key from the location cache
- *                           (locs[id(code)][f_lasti]), leaf first, or None if one is not cached.
+ *                           (locs[id(code)][f_lasti]), leaf first, or None if one is not cached;
+ *   stack_key(frame, locs)  the frame ids of frame and its callers from that cache, root first:
+ *                           the stack table's key, without a raw key in between.
  *
  * Public C API (PyFrame_GetCode / GetLasti / GetBack; f_lasti on 3.10); runs on the sampler's tick.
  */
@@ -22,6 +24,23 @@
 
 #define SMALL 128
 
+/* double the buffer *items (holding n items; small is the caller's stack buffer); -1 with
+ * MemoryError set and *items unchanged on failure */
+static int grow(PyObject ***items, PyObject **small, Py_ssize_t n, Py_ssize_t *cap)
+{
+    PyObject **bigger = PyMem_Malloc(2 * *cap * sizeof(PyObject *));
+    if (bigger == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memcpy(bigger, *items, n * sizeof(PyObject *));
+    if (*items != small)
+        PyMem_Free(*items);
+    *items = bigger;
+    *cap *= 2;
+    return 0;
+}
+
 static PyObject *walk_raw_key(PyObject *mod, PyObject *top)
 {
     if (!PyFrame_Check(top)) {
@@ -33,18 +52,9 @@ static PyObject *walk_raw_key(PyObject *mod, PyObject *top)
     PyFrameObject *f = (PyFrameObject *)Py_NewRef(top);
     PyObject *key = NULL;
     while (f != NULL) {
-        if (n + 2 > cap) {
-            PyObject **bigger = PyMem_Malloc(2 * cap * sizeof(PyObject *));
-            if (bigger == NULL) {
-                PyErr_NoMemory();
-                Py_DECREF(f);
-                goto done;
-            }
-            memcpy(bigger, items, n * sizeof(PyObject *));
-            if (items != small)
-                PyMem_Free(items);
-            items = bigger;
-            cap *= 2;
+        if (n + 2 > cap && grow(&items, small, n, &cap) < 0) {
+            Py_DECREF(f);
+            goto done;
         }
         PyCodeObject *code = PyFrame_GetCode(f);
         items[n] = PyLong_FromVoidPtr(code);
@@ -101,7 +111,49 @@ static PyObject *walk_cached_fids(PyObject *mod, PyObject *const *args, Py_ssize
     return fids;
 }
 
+/* stack_key(frame, locs): the frame ids of frame and its callers from the location cache,
+ * root first (the key of the sampler's stack table), or None if a location is not cached */
+static PyObject *walk_stack_key(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyFrame_Check(args[0]) || !PyDict_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "stack_key(frame, locs: dict)");
+        return NULL;
+    }
+    PyObject *locs = args[1], *small[SMALL], **fids = small, *key = NULL;
+    Py_ssize_t n = 0, cap = SMALL;
+    PyFrameObject *f = (PyFrameObject *)Py_NewRef(args[0]);
+    while (f != NULL) {
+        PyCodeObject *code = PyFrame_GetCode(f);
+        PyObject *code_id = PyLong_FromVoidPtr(code), *lasti = PyLong_FromLong(LASTI(f));
+        Py_DECREF(code);
+        PyObject *by_lasti = code_id ? PyDict_GetItemWithError(locs, code_id) : NULL;
+        PyObject *fid = by_lasti != NULL && PyDict_Check(by_lasti) && lasti
+                            ? PyDict_GetItemWithError(by_lasti, lasti) : NULL;
+        Py_XDECREF(code_id);
+        Py_XDECREF(lasti);
+        if (fid == NULL || (n == cap && grow(&fids, small, n, &cap) < 0)) {
+            Py_DECREF(f);
+            if (!PyErr_Occurred())
+                key = Py_NewRef(Py_None);  /* a location not cached yet */
+            goto done;
+        }
+        fids[n++] = fid;  /* borrowed: locs holds it */
+        PyFrameObject *back = PyFrame_GetBack(f);
+        Py_DECREF(f);
+        f = back;
+    }
+    key = PyTuple_New(n);
+    for (Py_ssize_t i = 0; key != NULL && i < n; i++)
+        PyTuple_SET_ITEM(key, i, Py_NewRef(fids[n - 1 - i]));
+done:
+    if (fids != small)
+        PyMem_Free(fids);
+    return key;
+}
+
 static PyMethodDef walk_methods[] = {
+    {"stack_key", (PyCFunction)(void (*)(void))walk_stack_key, METH_FASTCALL,
+     "stack_key(frame, locs) -> frame ids root first, or None if a location is not cached"},
     {"raw_key", walk_raw_key, METH_O, "raw_key(frame) -> (id(code), f_lasti, ...) leaf first"},
     {"cached_fids", (PyCFunction)(void (*)(void))walk_cached_fids, METH_FASTCALL,
      "cached_fids(key, locs) -> frame ids leaf first, or None if a location is not cached"},

@@ -36,7 +36,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from ..model.labels import THREAD_NAME
 from ..model.profile import CPU, SAMPLES, WALL, LabelSet, Profile, Sample
 from .stacktable import OVERFLOW_FUNCTION, RAW_CACHE_FRAMES, TRUNCATED_FUNCTION, StackTable  # noqa: F401
-from .stackutil import _compact, _environment, raw_key_of
+from .stackutil import _compact, _environment, raw_key_of, stack_key_of
 from .threads import ThreadCpuClocks, is_idle_code, python_threads, request_tagger  # noqa: F401
 from .timer import TimerMixin
 
@@ -74,6 +74,7 @@ class Sampler(TimerMixin, StackTable):
         self._idle: Dict[int, Tuple[Any, bool]] = {}  # id(code) -> (code, is an idle leaf)
         self._tagger, self._clock, self._frames_fn = tagger, clock, frames
         self._raw_key = raw_key_of(frames)
+        self._stack_key = stack_key_of(frames)
         self._threads_fn = threads if threads is not None else python_threads
         if cpu_clock is None:
             cpu_clock = ThreadCpuClocks()
@@ -226,7 +227,7 @@ class Sampler(TimerMixin, StackTable):
         n = overflow = 0
         hook = self.sample_hook
         ovf_sid = self._ovf_sid
-        raw_key = self._raw_key
+        raw_key, stack_key, stack_ids = self._raw_key, self._stack_key, self._stack_ids
         for ident, top in frames.items():
             if ident == own:
                 continue
@@ -258,6 +259,12 @@ class Sampler(TimerMixin, StackTable):
                 ids = None
                 if cpu == 0 and cur is not None and st[3] >= 0 and st[1] == id(top) and st[2] == lasti:
                     sid = st[3]  # the thread has not run since the last tick: same stack
+                elif stack_key is not None:  # C: frame ids straight from the location cache
+                    key = stack_key(top, self._locs)
+                    sid = stack_ids.get(key) if key is not None else None
+                    if sid is None:
+                        sid = self._resolve(top) if key is None else self._stack_id(list(reversed(key)))
+                    st[1], st[2], st[3] = id(top), lasti, sid
                 else:
                     ids = raw_key(top)
                     sid = raw.get(ids)

@@ -57,6 +57,13 @@ def cached_fids(ids: Sequence[int], locs: Dict[int, Dict[int, int]]) -> Optional
     return _py_cached_fids(ids, locs)
 
 
+def stack_key_of(frames_fn: Callable[[], Dict[int, Any]]) -> Optional[Callable[[Any, Dict[int, Dict[int, int]]],
+                                                                              Optional[Tuple[int, ...]]]]:
+    """``stack_key(frame, locs)`` (frame ids root first straight from the location cache, None if
+    one is not cached) for the interpreter's real frames where the C walk is built, else None."""
+    return _W.stack_key if _W is not None and frames_fn is sys._current_frames else None
+
+
 def raw_key_of(frames_fn: Callable[[], Dict[int, Any]]) -> Callable[[Any], Tuple[int, ...]]:
     """The raw-key function for the frames ``frames_fn`` returns: C for the interpreter's real
     frames, Python for anything else (the fakes unit tests inject)."""
