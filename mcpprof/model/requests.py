@@ -52,6 +52,7 @@ class LatencyStats:
     slowest: List[SlowRequest] = field(default_factory=list)
     error_kinds: Dict[str, int] = field(default_factory=dict)
     cpu_ns: int = 0  # exact CPU charged to these requests by the adapter (0 when not measured)
+    _next: int = field(default=0, repr=False, compare=False)  # request number that next enters the reservoir
 
     def add(self, duration_ns: int, error: Optional[str] = None, request_id: str = "",
             start_ns: int = 0, rng: Optional[random.Random] = None, cpu_ns: int = 0) -> None:
@@ -65,12 +66,17 @@ class LatencyStats:
         if error:
             self.errors += 1
             self.error_kinds[error] = self.error_kinds.get(error, 0) + 1
+        rng = rng or random
         if len(self.reservoir) < RESERVOIR:
             self.reservoir.append(duration_ns)
+            if len(self.reservoir) == RESERVOIR:
+                self._draw_next(self.count, rng)
         else:
-            j = int((rng or random).random() * self.count)  # randrange costs 30x more on this hot path
-            if j < RESERVOIR:
-                self.reservoir[j] = duration_ns
+            if not self._next:  # merged or loaded: draw from here
+                self._draw_next(self.count - 1, rng)
+            if self.count >= self._next:
+                self.reservoir[int(rng.random() * RESERVOIR)] = duration_ns
+                self._draw_next(self.count, rng)
         slow = self.slowest
         if len(slow) < SLOWEST or duration_ns > slow[-1].duration_ns:
             slow.append(SlowRequest(duration_ns, request_id, start_ns, error))
@@ -95,14 +101,6 @@ class LatencyStats:
         for error in [t.error for t in tags if t.error]:
             self.errors += 1
             self.error_kinds[error] = self.error_kinds.get(error, 0) + 1
-        reservoir = self.reservoir
-        room = max(0, RESERVOIR - len(reservoir))
-        reservoir.extend(durations[:room])
-        rnd = random.random
-        for i in range(room, len(durations)):  # the i-th of the batch is request number first + i + 1
-            j = int(rnd() * (first + i + 1))
-            if j < RESERVOIR:
-                reservoir[j] = durations[i]
         slow = self.slowest
         floor = slow[-1].duration_ns if len(slow) >= SLOWEST else -1
         faster = [t for t in tags if t.duration_ns > floor]
@@ -111,6 +109,24 @@ class LatencyStats:
             slow.extend(SlowRequest(t.duration_ns, t.request_id, t.start_ns, t.error) for t in faster[:SLOWEST])
             slow.sort(key=lambda r: -r.duration_ns)
             del slow[SLOWEST:]
+        room = max(0, RESERVOIR - len(self.reservoir))
+        reservoir = self.reservoir
+        reservoir.extend(durations[:room])
+        if len(reservoir) < RESERVOIR:
+            return
+        if room or not self._next:  # full from now on, or merged / loaded
+            self._draw_next(first + room, random)
+        while self._next <= self.count:  # the i-th of the batch is request number first + i + 1
+            reservoir[int(random.random() * RESERVOIR)] = durations[self._next - first - 1]
+            self._draw_next(self._next, random)
+
+    def _draw_next(self, n: int, rng: Any) -> None:
+        """After request number ``n`` (1-based, the reservoir full), the number of the next request
+        whose duration enters it: n + 1 + S with P(S >= s) = (n / (n + s)) ** RESERVOIR, the skip law
+        of Algorithm R in closed form (as Vitter's algorithms draw it), so recording costs one draw
+        per replacement instead of one per request."""
+        u = 1.0 - rng.random()  # in (0, 1]
+        self._next = n + 1 + int(n * (u ** (-1.0 / RESERVOIR) - 1.0))
 
     @property
     def mean_ns(self) -> float:
@@ -131,6 +147,7 @@ class LatencyStats:
             self.min_ns = other.min_ns
         self.max_ns = max(self.max_ns, other.max_ns)
         self.reservoir = _merge_reservoirs(self.reservoir, self.count, other.reservoir, other.count)
+        self._next = 0
         self.count += other.count
         self.errors += other.errors
         self.total_ns += other.total_ns

@@ -46,10 +46,11 @@ class Span(NamedTuple):
 
 class SpanRing:
     """The last ``maxlen`` spans. ``add`` takes a ``perf_counter_ns`` start (what request tags
-    carry) and stores it as epoch time, using the offset between the two clocks taken once."""
+    carry) and stores it as epoch time, using the offset between the two clocks taken once;
+    ``add_tags`` keeps the ended request tags themselves (read when the ring is stored)."""
 
     def __init__(self, maxlen: int = MAX_SPANS):
-        self.spans: Deque[tuple] = deque(maxlen=maxlen)  # Span-shaped tuples
+        self.spans: Deque[Any] = deque(maxlen=maxlen)  # Span-shaped tuples, or ended request tags
         self.total = 0
         self._offset = time.time_ns() - time.perf_counter_ns()
 
@@ -60,11 +61,15 @@ class SpanRing:
                            request_id, session_id, error or "", cpu_ns))
 
     def add_tags(self, tags: List[Any]) -> None:
-        """:meth:`add` for a batch of ended request tags (what a request sink gets)."""
-        offset = self._offset
+        """:meth:`add` for a batch of ended request tags (what a request sink gets): the tags are
+        kept as they are and read when the ring is stored."""
         self.total += len(tags)
-        self.spans.extend([(t.start_ns + offset, t.duration_ns, t.method, t.target, t.target_key, t.request_id,
-                            t.session_id, t.error or "", t.cpu_ns) for t in tags])
+        self.spans.extend(tags)
+
+    def _rows(self, items: List[Any]) -> List[tuple]:
+        offset = self._offset
+        return [r if type(r) is tuple else (r.start_ns + offset, r.duration_ns, r.method, r.target, r.target_key,
+                                            r.request_id, r.session_id, r.error or "", r.cpu_ns) for r in items]
 
     def copy(self) -> "SpanRing":
         """A copy to encode without holding up the requests that add spans."""
@@ -77,6 +82,7 @@ class SpanRing:
         rows = list(self.spans)
         if limit is not None and len(rows) > limit:
             rows = rows[len(rows) - limit:]
+        rows = self._rows(rows)
         extra: Dict[str, Any] = {"version": VERSION, "total": self.total, "dropped": self.total - len(rows)}
         if not rows:
             extra.update(base_ns=0, names=[], sessions=[""], errors=[""],

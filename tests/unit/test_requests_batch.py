@@ -61,3 +61,21 @@ def test_a_batch_of_spans_is_stored_like_single_spans():
     batch.add_tags(tags)
     assert batch.total == one.total == 50
     assert spans_from_extra(batch.to_extra()) == spans_from_extra(one.to_extra())
+
+
+def test_the_reservoir_stays_a_uniform_sample_of_every_request():
+    # durations 1..N in order: a uniform sample has every quarter of the stream in equal shares
+    n = 20 * RESERVOIR
+    random.seed(5)
+    stats = LatencyStats()
+    for start in range(0, n, 777):
+        batch = []
+        for d in range(start + 1, min(n, start + 777) + 1):
+            tag = context.PyRequestTag("tools/call", "a", L.TOOL)
+            tag.duration_ns = d
+            batch.append(tag)
+        stats.add_tags(batch)
+    assert stats.count == n and len(stats.reservoir) == RESERVOIR
+    quarters = [sum(1 for d in stats.reservoir if q * n / 4 < d <= (q + 1) * n / 4) / RESERVOIR for q in range(4)]
+    assert all(abs(share - 0.25) < 0.03 for share in quarters), quarters
+    assert abs(stats.quantile(0.5) - n / 2) < 0.03 * n
