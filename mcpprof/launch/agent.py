@@ -25,10 +25,12 @@ from .config import AgentConfig
 
 _agent: Optional["Agent"] = None
 #: Periodic flushes are spaced so that writing takes at most this share of the time (in CPU).
-FLUSH_BUDGET = 0.004
-#: Request spans and recorder events in a periodic write (the final write has them all): a
-#: periodic write is a crash snapshot, kept cheap.
-PERIODIC_SPANS = 1000
+FLUSH_BUDGET = 0.002
+#: A periodic write is a crash snapshot, kept cheap: the latest this many request spans and
+#: recorder events, at most PERIODIC_RESERVOIR latencies per request kind (a uniform subsample),
+#: gzip level 0 (stored, not compressed). The final write has everything, compressed.
+PERIODIC_SPANS = 500
+PERIODIC_RESERVOIR = 1024
 
 
 def _warn(message: str) -> None:
@@ -153,7 +155,7 @@ class Agent:
                 context.drain()
                 continue
             t0 = time.thread_time_ns()  # the CPU writing takes (its wall time includes GIL waits)
-            self.flush(level=1)
+            self.flush(level=0)
             spent = time.thread_time_ns() - t0
             self.flush_ns += spent
             interval = max(self.config.flush_s, spent / 1e9 / FLUSH_BUDGET)
@@ -166,6 +168,8 @@ class Agent:
 
         profile = self.sampler.snapshot()
         table = self.request_table()
+        if spans_limit is not None:
+            table.thin(PERIODIC_RESERVOIR)
         with self._lock:  # the sinks wait on this lock: copy, and encode outside it
             ring = self.spans.copy()
         profile.requests = table

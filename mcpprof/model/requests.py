@@ -214,6 +214,15 @@ class RequestTable:
                 mine = self.stats[key] = LatencyStats()
             mine.merge(st)
 
+    def thin(self, keep: int) -> None:
+        """Keep at most ``keep`` latencies per request kind (a uniform subsample of each reservoir;
+        counts, sums, extremes and the slowest requests stay exact)."""
+        rng = random.Random(0)
+        for st in self.stats.values():
+            if len(st.reservoir) > keep:
+                st.reservoir = rng.sample(st.reservoir, keep)
+                st._next = 0
+
     @property
     def total_count(self) -> int:
         return sum(s.count for s in self.stats.values())
