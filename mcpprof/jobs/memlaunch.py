@@ -51,8 +51,12 @@ async def launch(command: List[str], raw: Path, log: Any, recorders: str = "",
 
     ctl_dir = raw / "memctl"
     ctl_dir.mkdir(parents=True, exist_ok=True)
+    # Allocation sites are the innermost Python frame: the pure-Python request hooks allocate what
+    # they keep per request (tags, ids) in mcpprof's own frames, which the memory views leave out;
+    # the C hooks would allocate them under the SDK frame that called them, as if the server kept them.
     config = AgentConfig(out_dir=str(raw), rate_hz=10.0, flush_s=0.0, quiet=True, command=" ".join(command),
-                         recorders=recorders, services="memctl", extra={ENV_DIR: str(ctl_dir), **(extra_env or {})})
+                         recorders=recorders, services="memctl",
+                         extra={ENV_DIR: str(ctl_dir), "MCPPROF_PURE_PYTHON": "1", **(extra_env or {})})
     client = StdioClient(command, env=agent_env(config), stderr=log)
     try:
         await client.start()
