@@ -8,8 +8,11 @@ ratio mode/none (with its quartiles; the figure the issues quote) and of server 
 
     python benchmarks/overhead.py --sets 3 --rounds 10 --seconds 1.5 --out benchmarks/results/overhead.jsonl
     python benchmarks/overhead.py --sets 2 --rounds 8 --modes none,tags@1,sample@1,sample@100,thread@100
+    git worktree add /tmp/before <rev>
+    python benchmarks/overhead.py --before /tmp/before --modes none,before@100,sample@100,before@1000,sample@1000
 
-The second form splits the overhead by switching the agent's parts off (see ``VARIANT_ENV``).
+The second form splits the overhead by switching the agent's parts off (see ``VARIANT_ENV``); the
+third compares another checkout of mcpprof (``before@R``: its agent at R Hz) in the same run.
 
 Prints one JSON line per window and per summary to stdout (a script, not library code).
 """
@@ -34,12 +37,16 @@ VARIANT_ENV = {
 }
 
 
+BEFORE: list = []  # ["PYTHONPATH=<checkout>"] for the before@R modes (--before)
+
+
 def command_for(mode: str, out_dir: str) -> list:
     server = [sys.executable, "-m", SERVER_MODULE]
     if mode == "none":
         return server
     kind, rate = mode.split("@")
-    return (["env", *VARIANT_ENV[kind], sys.executable, "-m", "mcpprof", "run", "--quiet", "--rate", rate,
+    env = BEFORE if kind == "before" else VARIANT_ENV[kind]
+    return (["env", *env, sys.executable, "-m", "mcpprof", "run", "--quiet", "--rate", rate,
              "--out", out_dir, "--"] + server)
 
 
@@ -53,7 +60,10 @@ def main() -> None:
     ap.add_argument("--modes", default="none,sample@100,sample@1000")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", default=None, help="append the JSON lines to this file too")
+    ap.add_argument("--before", default=None, help="a checkout of mcpprof whose agent the before@R modes run")
     args = ap.parse_args()
+    if args.before:
+        BEFORE.append(f"PYTHONPATH={args.before}")
     with json_lines(args.out) as emit:
         run(args.modes.split(","), command_for, sets=args.sets, rounds=args.rounds, seconds=args.seconds,
             warmup=args.warmup, concurrency=args.concurrency, seed=args.seed, emit=emit)

@@ -106,6 +106,11 @@ class Sampler(TimerMixin, StackTable):
 
     # -- control -------------------------------------------------------------------------------
     @property
+    def samples(self) -> int:
+        """Samples taken in the current window (one per thread per tick)."""
+        return self._samples
+
+    @property
     def is_running(self) -> bool:
         t = self._thread
         return self._signal_on or (t is not None and t.is_alive())

@@ -4,11 +4,11 @@ and packages live (for views that shorten paths), and compaction of the interned
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..model.profile import Frame
+from ..native import load as load_extension
 
 
 def _py_raw_key(top: Any) -> Tuple[int, ...]:
@@ -37,17 +37,7 @@ def _py_cached_fids(ids: Sequence[int], locs: Dict[int, Dict[int, int]]) -> Opti
     return fids
 
 
-def _load_walk() -> Any:
-    if os.environ.get("MCPPROF_PURE_PYTHON", "") == "1":
-        return None
-    try:
-        from . import _walk
-    except ImportError:  # not built, or built for another Python
-        return None
-    return _walk
-
-
-_W = _load_walk()
+_W = load_extension("mcpprof.collect._walk")
 
 
 def cached_fids(ids: Sequence[int], locs: Dict[int, Dict[int, int]]) -> Optional[List[int]]:

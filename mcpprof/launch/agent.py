@@ -188,6 +188,7 @@ class Agent:
             "process_cpu_ns": now_cpu - since,  # CPU while serving (from the first request on)
             "startup_cpu_ns": since - self.cpu_start_ns,
             "request_cpu": "exact" if _step_accounting() else "none",
+            "hooks": "c" if context._C is not None else "python",  # which request hooks ran
             "command": self.config.command or " ".join(sys.argv),
             "argv": list(sys.argv),
             "pid": self.pid,

@@ -222,7 +222,7 @@ class ControlChannel:
         reply.update(windows=[{"mode": w.mode, "delta": w.delta, "attached_by_pid": w.peer_pid}
                               for w in self.windows],
                      sampler=dict({k: getattr(sampler, k, None) for k in ("rate_hz", "timer", "is_running")},
-                                  samples=getattr(sampler, "_samples", None))  # the progress line's count
+                                  samples=getattr(sampler, "samples", None))  # the progress line's count
                      if sampler is not None else None,
                      rejected_peers=self.rejected, bad_messages=self.bad_messages)
         return reply

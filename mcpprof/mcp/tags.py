@@ -8,11 +8,11 @@ profiled servers.
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from ..model import labels as L
+from ..native import load as load_extension
 
 LabelSet = Tuple[Tuple[str, str], ...]
 _LABEL_CACHE_MAX = 4096
@@ -86,18 +86,7 @@ def _py_tag_for(method: str, params: Any, request_id: Any = None, session_id: An
                       "" if session_id is None else str(session_id), time.perf_counter_ns())
 
 
-def _load_c() -> Any:
-    """The C hooks module, or None (not built, built for another Python, or turned off)."""
-    if os.environ.get("MCPPROF_PURE_PYTHON", "") == "1":
-        return None
-    try:
-        from . import _hooks
-    except ImportError:  # not built, or built for another Python
-        return None
-    return _hooks
-
-
-_C = _load_c()
+_C = load_extension("mcpprof.mcp._hooks")
 #: The request tag type: the C extension's where it is built, else :class:`PyRequestTag`.
 RequestTag: Any = _C.RequestTag if _C is not None else PyRequestTag
 #: ``tag_for(method, params, request_id=None, session_id=None)``: the tag of a request.
