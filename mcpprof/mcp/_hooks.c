@@ -16,8 +16,7 @@
  *
  * The Python objects it works with (the ContextVar, the maps, the queue, helpers for rare paths)
  * are handed over once by configure(). Failures of its own never fail a request: a request whose
- * tag cannot be made runs untagged. GIL builds of CPython 3.10+ only; public API plus
- * _PyThread_CurrentFrames (exported, what sys._current_frames calls).
+ * tag cannot be made runs untagged. GIL builds of CPython 3.10+ only; public C API.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -60,7 +59,13 @@ static long long mono_ns(void)  /* the clock of time.perf_counter_ns on Linux */
 
 static PyObject *hooks_frames_and_tags(PyObject *mod, PyObject *unused)
 {
-    PyObject *frames = _PyThread_CurrentFrames();
+    /* sys._current_frames() is C: nothing between the two reads lets another thread run */
+    PyObject *current_frames = PySys_GetObject("_current_frames");  /* borrowed */
+    if (current_frames == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "sys._current_frames is missing");
+        return NULL;
+    }
+    PyObject *frames = PyObject_CallNoArgs(current_frames);
     if (frames == NULL)
         return NULL;
     PyObject *tags = S.thread_tags ? PyDict_Copy(S.thread_tags) : PyDict_New();
