@@ -10,8 +10,10 @@ thread holds the GIL the sampler gets it back at most every ``sys.getswitchinter
 the real rate can be lower than asked; the weights are measured deltas and stay right.
 Runs inside the server: stdlib only, nothing at import, never prints, errors counted, not raised.
 
-Hot path: a stack is read as a flat tuple of (id(code), f_lasti) pairs and looked up in a raw-stack
-cache; only a miss resolves it through a (code, f_lasti) -> frame cache, lines from ``co_lines()``.
+Hot path: where the C walk (:mod:`mcpprof.collect._walk`) is built, a stack's frame ids are read
+straight from a (code, f_lasti) -> frame cache; elsewhere the stack is read as a flat tuple of
+(id(code), f_lasti) pairs and looked up in a raw-stack cache. A location not cached yet is resolved
+once (lines from ``co_lines()``).
 A thread whose CPU clock did not move and whose top frame is the same object at the same f_lasti is
 not walked at all (only ``id()`` and f_lasti are kept, never a frame). Code objects are kept alive
 while their ids are cache keys.
@@ -261,7 +263,6 @@ class Sampler(TimerMixin, StackTable):
                     prev, st[0] = st[0], cur
                     cpu = 0 if cur is None or prev is None or cur < prev else cur - prev
                 lasti = top.f_lasti
-                ids = None
                 if cpu == 0 and cur is not None and st[3] >= 0 and st[1] == id(top) and st[2] == lasti:
                     sid = st[3]  # the thread has not run since the last tick: same stack
                 elif stack_key is not None:  # C: frame ids straight from the location cache
