@@ -1,19 +1,17 @@
 """The in-process stack sampler, mcpprof's default CPU collector.
 
-A daemon thread (``mcpprof-sampler``) wakes ``rate_hz`` times a second on an absolute schedule
-(missed ticks skipped, never bursted) and adds one sample per other thread from
-``sys._current_frames()``, weighed ``samples/count`` 1, ``wall/nanoseconds`` since the previous
-tick and ``cpu/nanoseconds`` that thread used since then (per-thread CPU clock; on first sight 0 at
-the first tick, else all of the new thread's clock).
+A daemon thread (``mcpprof-sampler``), or a SIGALRM timer on the main thread, ticks ``rate_hz``
+times a second and adds one sample per other thread but mcpprof's own, weighed ``samples/count``
+1, ``wall/nanoseconds`` since the previous tick and ``cpu/nanoseconds`` that thread used since then
+(per-thread CPU clock; on first sight 0 at the first tick, else all of the new thread's clock).
 Labels: the MCP request's (see :mod:`mcpprof.mcp.context`) plus ``thread.name``. While another
 thread holds the GIL the sampler gets it back at most every ``sys.getswitchinterval()`` (5 ms), so
 the real rate can be lower than asked; the weights are measured deltas and stay right.
 Runs inside the server: stdlib only, nothing at import, never prints, errors counted, not raised.
 
-Hot path: where the C walk (:mod:`mcpprof.collect._walk`) is built, a stack's frame ids are read
-straight from a (code, f_lasti) -> frame cache; elsewhere the stack is read as a flat tuple of
-(id(code), f_lasti) pairs and looked up in a raw-stack cache. A location not cached yet is resolved
-once (lines from ``co_lines()``).
+Hot path: with the C walk (:mod:`mcpprof.collect._walk`) a stack's frame ids come straight from a
+(code, f_lasti) -> frame cache, else from a raw-stack cache keyed by its (id(code), f_lasti) pairs;
+a location not cached yet is resolved once (lines from ``co_lines()``).
 A thread whose CPU clock did not move and whose top frame is the same object at the same f_lasti is
 not walked at all (only ``id()`` and f_lasti are kept, never a frame). Code objects are kept alive
 while their ids are cache keys.
@@ -43,6 +41,7 @@ from .threads import ThreadCpuClocks, is_idle_code, python_threads, request_tagg
 from .timer import TimerMixin
 
 UNNAMED_THREAD = "(unnamed)"
+OWN_THREAD_PREFIX = "mcpprof-"  # mcpprof's own threads (flush, control, recorders) are not sampled
 _LABEL_CACHE_MAX = 4096
 
 class Sampler(TimerMixin, StackTable):
@@ -92,9 +91,9 @@ class Sampler(TimerMixin, StackTable):
         self._stopping = False
         self._wake = threading.Event()
         self._clear_tables()
-        # per thread: ident -> [previous cpu ns, id(top frame), its f_lasti, stack id, pending cpu ns,
-        #                      top is an idle leaf, request labels, (stack, labels) key]
+        # ident -> [previous cpu ns, id(top), its f_lasti, stack id, pending cpu, top is idle, labels, key]
         self._tstate: Dict[int, list] = {}
+        self._own_threads: set = set()  # idents of mcpprof's own threads (OWN_THREAD_PREFIX)
         self._names: Dict[int, str] = {}
         self._native: Dict[int, Optional[int]] = {}
         self._labels: Dict[Tuple[Any, str], LabelSet] = {}
@@ -235,18 +234,17 @@ class Sampler(TimerMixin, StackTable):
         hook = self.sample_hook
         ovf_sid = self._ovf_sid
         raw_key, stack_key, stack_ids = self._raw_key, self._stack_key, self._stack_ids
+        own_threads = self._own_threads
         for ident, top in frames.items():
-            if ident == own:
+            if ident == own or ident in own_threads:
                 continue
             n += 1
             try:
                 st = tstate.get(ident)
                 if st is not None and st[5] and st[1] == id(top) and st[2] == top.f_lasti:
-                    # Still waiting where it waited last tick (an idle leaf): count the wall time on
-                    # the same key (its counters are kept in st[8]) without reading its CPU clock or
-                    # its request: a thread that has not moved has not changed request either
-                    # (whatever CPU it used meanwhile is read at its next running sample, where the
-                    # idle rule would have carried it).
+                    # Still waiting where it waited last tick (an idle leaf): its wall time goes on
+                    # the same key (counters in st[8]); no CPU clock or request read (CPU used since
+                    # is read at its next running sample, where the idle rule would have carried it).
                     acc = st[8]
                     acc[0] += 1
                     acc[1] += wall
@@ -255,6 +253,8 @@ class Sampler(TimerMixin, StackTable):
                     if hook is not None and st[6] is not None:
                         hook(ident, st[3], st[7][1], wall, 0)
                     continue
+                if st is None and ident not in names and (self._name_of(ident) and ident in own_threads):
+                    continue  # a thread of mcpprof's started since the names were read
                 cur = cpu_clock(ident)
                 if st is None:  # a thread started since the last tick used all its CPU since then
                     st = tstate[ident] = [cur, 0, -1, -1, 0, False, None, None, None]
@@ -348,6 +348,8 @@ class Sampler(TimerMixin, StackTable):
                 self._drop_thread(ident)  # the ident now belongs to another thread
             self._native[ident] = nid
             self._names[ident] = str(name)
+        self._own_threads.clear()
+        self._own_threads.update(i for i, (name, _) in info.items() if str(name).startswith(OWN_THREAD_PREFIX))
 
     def _drop_thread(self, ident: int) -> None:
         self._tstate.pop(ident, None)

@@ -94,6 +94,15 @@ def test_tagger_errors_are_counted_and_the_sample_kept():
     assert p.metadata["errors"] == 1 and "boom" in p.metadata["last_error"]
 
 
+def test_mcpprofs_own_threads_are_not_sampled():
+    env = Env()
+    env.names[3] = ("mcpprof-flush", 103)
+    env.frames = {1: chain(Code("main")), 3: chain(Code("flush_loop"))}
+    env.tick()
+    env.tick()
+    assert list(by_stack(env.profile())) == [(("main",), MAIN)]
+
+
 def test_the_calling_sampler_thread_is_excluded():
     env = Env()
     env.frames = {1: chain(Code("main")), threading.get_ident(): chain(Code("sampler_itself"))}
