@@ -1,14 +1,11 @@
-/* _walk: the sampler's stack walk in C (mcpprof.collect.sampler, mcpprof.collect.stacktable).
+/* _walk: the sampler's stack walk in C (mcpprof.collect.sampler).
  *
  * An optional accelerator, built by setup.py with optional=True; where it is missing the sampler
- * walks frames in Python and gets the same keys. Two functions:
+ * walks frames in Python (a raw (id(code), f_lasti) key and a cache of them). One function:
  *
- *   raw_key(frame)          (id(code), f_lasti, id(code), f_lasti, ...) of frame and its callers,
- *                           leaf first: the key of the sampler's raw-stack cache;
- *   cached_fids(key, locs)  the frame ids of such a key from the location cache
- *                           (locs[id(code)][f_lasti]), leaf first, or None if one is not cached;
- *   stack_key(frame, locs)  the frame ids of frame and its callers from that cache, root first:
- *                           the stack table's key, without a raw key in between.
+ *   stack_key(frame, locs)  the frame ids of frame and its callers from the sampler's location
+ *                           cache (locs[id(code)][f_lasti]), root first: the stack table's key;
+ *                           None if a location is not cached yet.
  *
  * Public C API (PyFrame_GetCode / GetLasti / GetBack; f_lasti on 3.10); runs on the sampler's tick.
  */
@@ -39,76 +36,6 @@ static int grow(PyObject ***items, PyObject **small, Py_ssize_t n, Py_ssize_t *c
     *items = bigger;
     *cap *= 2;
     return 0;
-}
-
-static PyObject *walk_raw_key(PyObject *mod, PyObject *top)
-{
-    if (!PyFrame_Check(top)) {
-        PyErr_SetString(PyExc_TypeError, "raw_key() takes a frame");
-        return NULL;
-    }
-    PyObject *small[SMALL], **items = small;
-    Py_ssize_t n = 0, cap = SMALL;
-    PyFrameObject *f = (PyFrameObject *)Py_NewRef(top);
-    PyObject *key = NULL;
-    while (f != NULL) {
-        if (n + 2 > cap && grow(&items, small, n, &cap) < 0) {
-            Py_DECREF(f);
-            goto done;
-        }
-        PyCodeObject *code = PyFrame_GetCode(f);
-        items[n] = PyLong_FromVoidPtr(code);
-        Py_DECREF(code);
-        items[n + 1] = PyLong_FromLong(LASTI(f));
-        if (items[n] == NULL || items[n + 1] == NULL) {
-            Py_XDECREF(items[n]);
-            Py_XDECREF(items[n + 1]);
-            Py_DECREF(f);
-            goto done;
-        }
-        n += 2;
-        PyFrameObject *back = PyFrame_GetBack(f);
-        Py_DECREF(f);
-        f = back;
-    }
-    key = PyTuple_New(n);
-    if (key != NULL) {
-        for (Py_ssize_t i = 0; i < n; i++)
-            PyTuple_SET_ITEM(key, i, items[i]);
-        n = 0;  /* the tuple owns them now */
-    }
-done:
-    for (Py_ssize_t i = 0; i < n; i++)
-        Py_DECREF(items[i]);
-    if (items != small)
-        PyMem_Free(items);
-    return key;
-}
-
-static PyObject *walk_cached_fids(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs != 2 || !PyTuple_Check(args[0]) || !PyDict_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "cached_fids(key: tuple, locs: dict)");
-        return NULL;
-    }
-    PyObject *key = args[0], *locs = args[1];
-    Py_ssize_t n = PyTuple_GET_SIZE(key) / 2;
-    PyObject *fids = PyList_New(n);
-    if (fids == NULL)
-        return NULL;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *by_lasti = PyDict_GetItemWithError(locs, PyTuple_GET_ITEM(key, 2 * i));
-        PyObject *fid = by_lasti != NULL && PyDict_Check(by_lasti)
-                            ? PyDict_GetItemWithError(by_lasti, PyTuple_GET_ITEM(key, 2 * i + 1)) : NULL;
-        if (fid == NULL) {
-            Py_DECREF(fids);
-            if (PyErr_Occurred())
-                return NULL;
-            Py_RETURN_NONE;
-        }
-        PyList_SET_ITEM(fids, i, Py_NewRef(fid));
-    }
-    return fids;
 }
 
 /* stack_key(frame, locs): the frame ids of frame and its callers from the location cache,
@@ -154,9 +81,6 @@ done:
 static PyMethodDef walk_methods[] = {
     {"stack_key", (PyCFunction)(void (*)(void))walk_stack_key, METH_FASTCALL,
      "stack_key(frame, locs) -> frame ids root first, or None if a location is not cached"},
-    {"raw_key", walk_raw_key, METH_O, "raw_key(frame) -> (id(code), f_lasti, ...) leaf first"},
-    {"cached_fids", (PyCFunction)(void (*)(void))walk_cached_fids, METH_FASTCALL,
-     "cached_fids(key, locs) -> frame ids leaf first, or None if a location is not cached"},
     {NULL},
 };
 

@@ -36,7 +36,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from ..model.labels import THREAD_NAME
 from ..model.profile import CPU, SAMPLES, WALL, LabelSet, Profile, Sample
 from .stacktable import OVERFLOW_FUNCTION, RAW_CACHE_FRAMES, TRUNCATED_FUNCTION, StackTable  # noqa: F401
-from .stackutil import _compact, _environment, raw_key_of, stack_key_of
+from .stackutil import _compact, _environment, raw_key, stack_key_of
 from .threads import ThreadCpuClocks, is_idle_code, python_threads, request_tagger  # noqa: F401
 from .timer import TimerMixin
 
@@ -74,7 +74,6 @@ class Sampler(TimerMixin, StackTable):
         self._prev_handler: Any = None
         self._idle: Dict[int, Tuple[Any, bool]] = {}  # id(code) -> (code, is an idle leaf)
         self._tagger, self._clock, self._frames_fn = tagger, clock, frames
-        self._raw_key = raw_key_of(frames)
         self._stack_key = stack_key_of(frames)
         self._threads_fn = threads if threads is not None else python_threads
         if cpu_clock is None:
@@ -233,7 +232,7 @@ class Sampler(TimerMixin, StackTable):
         n = overflow = 0
         hook = self.sample_hook
         ovf_sid = self._ovf_sid
-        raw_key, stack_key, stack_ids = self._raw_key, self._stack_key, self._stack_ids
+        stack_key, stack_ids = self._stack_key, self._stack_ids
         own_threads = self._own_threads
         for ident, top in frames.items():
             if ident == own or ident in own_threads:

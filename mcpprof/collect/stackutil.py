@@ -1,6 +1,7 @@
-"""Helpers of the sampler: the raw stack key of a frame and its cached frame ids (in C where
-:mod:`mcpprof.collect._walk` is built), line numbers from code objects, where the standard library
-and packages live (for views that shorten paths), and compaction of the interned tables. Stdlib only."""
+"""Helpers of the sampler: a stack's key (its frame ids straight from the location cache with the C
+walk of :mod:`mcpprof.collect._walk`, else the raw (id(code), f_lasti) key and the frame ids cached
+for it), line numbers from code objects, where the standard library and packages live (for views
+that shorten paths), and compaction of the interned tables. Stdlib only."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from ..model.profile import Frame
 from ..native import load as load_extension
 
 
-def _py_raw_key(top: Any) -> Tuple[int, ...]:
+def raw_key(top: Any) -> Tuple[int, ...]:
     """(id(code), f_lasti, ...) of ``top`` and its callers, leaf first."""
     ids: List[int] = []
     append = ids.append
@@ -26,7 +27,7 @@ def _py_raw_key(top: Any) -> Tuple[int, ...]:
 _NO_LOCS: Dict[int, int] = {}
 
 
-def _py_cached_fids(ids: Sequence[int], locs: Dict[int, Dict[int, int]]) -> Optional[List[int]]:
+def cached_fids(ids: Sequence[int], locs: Dict[int, Dict[int, int]]) -> Optional[List[int]]:
     """Frame ids of a raw key from the location cache, leaf first; None if one is not cached."""
     fids = []
     for i in range(0, len(ids), 2):
@@ -40,24 +41,13 @@ def _py_cached_fids(ids: Sequence[int], locs: Dict[int, Dict[int, int]]) -> Opti
 _W = load_extension("mcpprof.collect._walk")
 
 
-def cached_fids(ids: Sequence[int], locs: Dict[int, Dict[int, int]]) -> Optional[List[int]]:
-    """Frame ids of a raw key from the location cache, leaf first; None if one is not cached."""
-    if _W is not None:
-        return _W.cached_fids(ids if type(ids) is tuple else tuple(ids), locs)
-    return _py_cached_fids(ids, locs)
-
-
 def stack_key_of(frames_fn: Callable[[], Dict[int, Any]]) -> Optional[Callable[[Any, Dict[int, Dict[int, int]]],
                                                                               Optional[Tuple[int, ...]]]]:
     """``stack_key(frame, locs)`` (frame ids root first straight from the location cache, None if
-    one is not cached) for the interpreter's real frames where the C walk is built, else None."""
+    one is not cached) for the interpreter's real frames where the C walk is built, else None
+    (then the sampler uses :func:`raw_key`; the fakes of the unit tests always do)."""
     return _W.stack_key if _W is not None and frames_fn is sys._current_frames else None
 
-
-def raw_key_of(frames_fn: Callable[[], Dict[int, Any]]) -> Callable[[Any], Tuple[int, ...]]:
-    """The raw-key function for the frames ``frames_fn`` returns: C for the interpreter's real
-    frames, Python for anything else (the fakes unit tests inject)."""
-    return _W.raw_key if _W is not None and frames_fn is sys._current_frames else _py_raw_key
 
 def line_of(code: Any, lasti: int, frame: Any = None) -> int:
     """Line of byte offset ``lasti`` in ``code``: ``frame.f_lineno`` when the frame is at hand

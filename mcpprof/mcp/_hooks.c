@@ -32,7 +32,7 @@ typedef struct {
 } State;
 
 static State S;
-#define DRAIN_AT 65536  /* finished requests queued before the request path drains them itself */
+static Py_ssize_t drain_at = 65536;  /* context.DRAIN_AT: queued requests a request drains itself */
 static PyObject *s_method, *s_params, *s_request_id, *s_send, *s_throw, *s_close, *s_is_error,
     *s_isError, *s_loop, *s_context, *s_add_done_callback, *s_cpu_ns, *s_resources, *s_await;
 
@@ -92,7 +92,7 @@ static PyObject *hooks_configure(PyObject *mod, PyObject *args, PyObject *kw)
         {"first_request", &S.first_request, NULL}, {"get_running_loop", &S.get_running_loop, NULL},
         {"task_type", &S.task_type, NULL}, {"forget_task", &S.forget_task, NULL},
         {"targets", &S.targets, &PyDict_Type}, {"resource_spec", &S.resource_spec, &PyTuple_Type},
-        {"tool_error", &S.tool_error, &PyUnicode_Type},
+        {"tool_error", &S.tool_error, &PyUnicode_Type}, {"drain_at", NULL, &PyLong_Type},
     };
     const size_t count = sizeof(spec) / sizeof(spec[0]);
     if (PyTuple_GET_SIZE(args) != 0 || kw == NULL || (size_t)PyDict_GET_SIZE(kw) != count) {
@@ -113,8 +113,17 @@ static PyObject *hooks_configure(PyObject *mod, PyObject *args, PyObject *kw)
     PyObject *append = PyObject_GetAttrString(PyDict_GetItemString(kw, "finished"), "append");
     if (append == NULL)
         return NULL;
+    Py_ssize_t at = PyLong_AsSsize_t(PyDict_GetItemString(kw, "drain_at"));
+    if (at < 1) {
+        Py_DECREF(append);
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "drain_at must be positive");
+        return NULL;
+    }
+    drain_at = at;
     for (size_t i = 0; i < count; i++)
-        Py_XSETREF(*spec[i].slot, Py_NewRef(PyDict_GetItemString(kw, spec[i].name)));
+        if (spec[i].slot != NULL)
+            Py_XSETREF(*spec[i].slot, Py_NewRef(PyDict_GetItemString(kw, spec[i].name)));
     Py_XSETREF(S.finished_append, append);
     Py_RETURN_NONE;
 }

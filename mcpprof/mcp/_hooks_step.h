@@ -196,7 +196,7 @@ static void request_exit(StepObject *s, PyObject *result)
     if (ended) {
         if (PyList_GET_SIZE(S.sinks) > 0) {
             PyObject *r = PyObject_CallOneArg(S.finished_append, s->tag);
-            if (r != NULL && PyObject_Size(S.finished) >= DRAIN_AT) {
+            if (r != NULL && PyObject_Size(S.finished) >= drain_at) {
                 Py_DECREF(r);
                 r = PyObject_CallNoArgs(S.drain);  /* nobody drained for long: do it here */
             }

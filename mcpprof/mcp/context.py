@@ -396,5 +396,5 @@ if _C is not None:
                  current_tasks=_current_tasks, factory_loops=_factory_loops, install_factory=_install_task_factory,
                  finished=finished, drain=drain, label_entry=_label_entry, label_cache=_label_cache,
                  error_kind=error_kind, first_request=_first_request, get_running_loop=asyncio.events._get_running_loop,
-                 task_type=asyncio.Task, forget_task=_forget_task, tool_error=TOOL_ERROR,
+                 task_type=asyncio.Task, forget_task=_forget_task, tool_error=TOOL_ERROR, drain_at=DRAIN_AT,
                  targets={m: tuple(v) for m, v in _TARGETS.items()}, resource_spec=("uri", L.RESOURCE_URI))
