@@ -28,12 +28,14 @@ from interleave import SERVER_MODULE, json_lines, run
 #: Agent variants, to see where the overhead comes from: ``sample@R`` is the default agent at R Hz;
 #: ``tags@R`` has no recorders and no services (request tags, latencies, exact CPU, the sampler);
 #: ``thread@R`` samples from a thread instead of the SIGALRM timer; ``noflush@R`` writes only at
-#: exit. R = 1 leaves the sampler nearly idle, isolating the per-request hooks.
+#: exit; ``norec@R`` runs no recorders, ``nosvc@R`` no services (the control channel). R = 1 leaves the sampler nearly idle, isolating the per-request hooks.
 VARIANT_ENV = {
     "sample": [],
     "tags": ["MCPPROF_RECORDERS=", "MCPPROF_SERVICES="],
     "thread": ["MCPPROF_TIMER=thread"],
     "noflush": ["MCPPROF_FLUSH=0"],
+    "norec": ["MCPPROF_RECORDERS="],
+    "nosvc": ["MCPPROF_SERVICES="],
 }
 
 

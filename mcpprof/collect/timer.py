@@ -60,7 +60,7 @@ class TimerMixin:
         if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
             return False
         try:
-            return signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, None) and \
+            return signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, None, _late_alarm) and \
                 signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
         except Exception:
             return False
@@ -99,13 +99,33 @@ class TimerMixin:
         self._own_cpu_ns += time.thread_time_ns() - t0
 
     def _stop_signal(self) -> None:
+        """Disarm the timer. An alarm can already be in flight (stop() called from another signal's
+        handler, which CPython runs before a SIGALRM tripped at the same time): the default
+        disposition would meet it and print "Signal 14 ignored due to race condition" on the
+        server's stderr. So :func:`_late_alarm` takes SIGALRM and puts the previous disposition back
+        when it meets that alarm; until then it stands in (and the signal timer can start again)."""
         import signal
 
         try:
             signal.setitimer(signal.ITIMER_REAL, 0)
             if threading.current_thread() is threading.main_thread():
-                signal.signal(signal.SIGALRM, self._prev_handler if self._prev_handler is not None
-                              else signal.SIG_DFL)
+                prev = self._prev_handler
+                _RESTORE[signal.SIGALRM] = prev if prev not in (None, _late_alarm) else signal.SIG_DFL
+                signal.signal(signal.SIGALRM, _late_alarm)
         except Exception as exc:
             self._note_error(exc)
         self._signal_on = False
+
+
+_RESTORE: dict = {}  # signal number -> the disposition _late_alarm puts back
+
+
+def _late_alarm(signum: int, frame: Any) -> None:
+    """Takes an alarm that was in flight when the signal timer stopped, then restores the
+    disposition that was there before the timer started."""
+    import signal
+
+    try:
+        signal.signal(signum, _RESTORE.pop(signum, signal.SIG_DFL))
+    except Exception:
+        pass

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from mcpprof.collect.sampler import Sampler
+from mcpprof.collect.timer import _late_alarm
 from mcpprof.mcp import context
 from mcpprof.model import labels as L
 from .sampler_fakes import MAIN, MS, Clock, Code, Env, by_stack, chain
@@ -212,7 +213,7 @@ def test_signal_timer_samples_the_interrupted_main_thread_frame():
     finally:
         s.stop()
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
-    assert signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, None)
+    assert signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, None, _late_alarm)
     p = s.snapshot()
     assert p.metadata["timer"] == "signal"
     cpu = p.value_index("cpu")
@@ -221,3 +222,41 @@ def test_signal_timer_samples_the_interrupted_main_thread_frame():
     total = sum(smp.values[cpu] for smp in p.samples)
     assert total > 0 and spin / total > 0.5
     assert not any(f.function == "_on_alarm" for f in p.frames)  # the handler itself is never sampled
+
+
+STOP_RACE = r'''
+import os, signal, threading, time
+from mcpprof.collect.sampler import Sampler
+from mcpprof.collect.timer import _late_alarm
+
+stop = threading.Event()
+
+def busy():  # other threads running Python: a process-directed SIGALRM may land on one of them
+    while not stop.is_set():
+        sum(range(500))
+
+workers = [threading.Thread(target=busy, daemon=True) for _ in range(2)]
+for w in workers:
+    w.start()
+current = []
+signal.signal(signal.SIGUSR1, lambda *_: current.pop().stop())  # stopped from another handler
+for _ in range(20):
+    current.append(Sampler(2000.0, timer="signal", tagger=lambda ident: None).start())
+    threading.Timer(0.002, os.kill, (os.getpid(), signal.SIGUSR1)).start()
+    sum(range(3_000_000))  # one C call: both signals trip before the handlers run, SIGUSR1 first
+    while current:
+        time.sleep(0.001)
+stop.set()
+'''
+
+
+def test_stopping_the_signal_timer_leaves_no_alarm_behind():
+    """An alarm already in flight when the timer stops (here: stopped from a SIGUSR1 handler, which
+    CPython runs before a SIGALRM tripped at the same time) is taken by mcpprof, never by the restored
+    default disposition (CPython then prints "Signal 14 ignored due to race condition" on the
+    server's stderr)."""
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-c", STOP_RACE], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "race condition" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
