@@ -12,7 +12,7 @@ columnar (about 40 bytes a span, so periodic flushes of a full ring stay cheap):
      "columns": {"start": [ns after base_ns], "duration": [ns], "name": [index into names],
                  "request_id": [str], "session": [index], "error": [index], "cpu_ns": [ns]}}
 
-Spans are oldest first; the agent's periodic writes keep only the latest 1 000 (its final write
+Spans are oldest first; the agent's periodic writes keep only the latest 500 (its final write
 has the whole ring). Version 1 (one list per span, ``fields`` naming its items) is still read.
 
 Request and session ids are unbounded values; they live here, in a bounded ring, and never in
