@@ -28,7 +28,8 @@ from interleave import SERVER_MODULE, json_lines, run
 #: Agent variants, to see where the overhead comes from: ``sample@R`` is the default agent at R Hz;
 #: ``tags@R`` has no recorders and no services (request tags, latencies, exact CPU, the sampler);
 #: ``thread@R`` samples from a thread instead of the SIGALRM timer; ``noflush@R`` writes only at
-#: exit; ``norec@R`` runs no recorders, ``nosvc@R`` no services (the control channel). R = 1 leaves the sampler nearly idle, isolating the per-request hooks.
+#: exit; ``norec@R`` runs no recorders, ``nosvc@R`` no services (the control channel); ``xcpu@R`` is
+#: the default agent with ``--exact-cpu``. R = 1 leaves the sampler nearly idle, isolating the per-request hooks.
 VARIANT_ENV = {
     "sample": [],
     "tags": ["MCPPROF_RECORDERS=", "MCPPROF_SERVICES="],
@@ -36,7 +37,9 @@ VARIANT_ENV = {
     "noflush": ["MCPPROF_FLUSH=0"],
     "norec": ["MCPPROF_RECORDERS="],
     "nosvc": ["MCPPROF_SERVICES="],
+    "xcpu": [],
 }
+VARIANT_FLAGS = {"xcpu": ["--exact-cpu"]}
 
 
 BEFORE: list = []  # ["PYTHONPATH=<checkout>"] for the before@R modes (--before)
@@ -49,7 +52,7 @@ def command_for(mode: str, out_dir: str) -> list:
     kind, rate = mode.split("@")
     env = BEFORE if kind == "before" else VARIANT_ENV[kind]
     return (["env", *env, sys.executable, "-m", "mcpprof", "run", "--quiet", "--rate", rate,
-             "--out", out_dir, "--"] + server)
+             *VARIANT_FLAGS.get(kind, []), "--out", out_dir, "--"] + server)
 
 
 def main() -> None:

@@ -8,25 +8,26 @@ window is compared with the ``off`` window of the same round. States:
 
 * ``off``            - nothing of mcpprof's runs (the baseline; always measured);
 * ``null``           - the same as ``off``, under another name: the noise floor of the method;
-* ``hooks``          - ``mcpprof.instrument``: the per-request hooks alone (middleware, request
-  tags, exact CPU metering, task factory, ``to_thread`` wrappers), no agent;
+* ``hooks``          - ``mcpprof.instrument``: the per-request hooks alone (the middleware: request
+  tags, the ContextVar, latency; the ``to_thread`` wrappers measuring worker-thread CPU), no agent;
+* ``hooks-exact``    - the hooks with exact CPU (metered steps, task factory);
 * ``hooks-nothread`` - the hooks without the ``to_thread`` wrappers;
-* ``hooks-nometer``  - the hooks without exact CPU metering;
 * ``sampler``        - the hooks and an in-process sampler at ``--rate`` (``--timer``) tagging
   requests, no agent;
 * ``sampler-only``   - the sampler without the hooks (every sample outside a request);
 * ``agent``          - the hooks and the whole default agent of ``mcpprof run`` at ``--rate``
   (sampler, request tables, recorders, control channel, periodic writes), started in the server
   and finished (final write) when the state ends;
-* ``agent-norec`` / ``agent-nosvc`` / ``agent-noflush`` - the agent without its recorders, without
-  its services (the control channel), without periodic writes.
+* ``agent-exact`` / ``agent-nothread`` / ``agent-norec`` / ``agent-nosvc`` / ``agent-noflush`` -
+  the agent with exact CPU, without the ``to_thread`` wrappers, without its recorders, without its
+  services (the control channel), without periodic writes.
 
 Reported per state: the median over rounds of the paired throughput ratio to ``off`` (and its
 quartiles), and the median paired difference of CPU per call, of the main thread and of the
 process's live threads.
 
     python benchmarks/toggle_overhead.py --states null,hooks,sampler --rounds 40 --out benchmarks/results/toggle_overhead.jsonl
-    python benchmarks/toggle_overhead.py --states hooks,hooks-nothread,hooks-nometer --rounds 50
+    python benchmarks/toggle_overhead.py --states hooks,hooks-exact,hooks-nothread --rounds 50
     python benchmarks/toggle_overhead.py --states sampler --rate 1000 --rounds 30
 
 Prints one JSON line per summary (and per window with ``--windows``) on stdout.
@@ -49,8 +50,8 @@ from interleave import MIX, json_lines
 from mcpprof.bench.client import StdioClient
 from mcpprof.bench.drive import CallSpec, drive
 
-STATES = ("off", "null", "hooks", "hooks-nothread", "hooks-nometer", "sampler", "sampler-only", "agent",
-          "agent-norec", "agent-nosvc", "agent-noflush")
+STATES = ("off", "null", "hooks", "hooks-exact", "hooks-nothread", "sampler", "sampler-only", "agent", "agent-exact",
+          "agent-nothread", "agent-norec", "agent-nosvc", "agent-noflush")
 
 #: The server: the bundled example server; SIGUSR1 switches it to the state named in a file.
 SERVER = r'''
@@ -79,7 +80,7 @@ def leave(state):
 
 def enter(state):
     if state.startswith(HOOKED) and state != "sampler-only":
-        mcpprof.instrument(server)
+        mcpprof.instrument(server, exact_cpu=state.endswith("-exact"))
     if state.startswith("agent"):
         from mcpprof.launch.agent import Agent
         from mcpprof.launch.config import AgentConfig
@@ -87,16 +88,13 @@ def enter(state):
         config = AgentConfig(out_dir=os.path.join(out_dir, state), rate_hz=rate, quiet=True,
                              flush_s=0.0 if state == "agent-noflush" else 1.0,
                              recorders="" if state == "agent-norec" else None,
-                             services="" if state == "agent-nosvc" else None)
+                             services="" if state == "agent-nosvc" else None,
+                             exact_cpu=state == "agent-exact")
         current["agent"] = Agent(config)
         current["agent"].activate()
-    if state == "hooks-nothread":
+    if state.endswith("-nothread"):  # without the to_thread wrappers (worker-thread CPU)
         for owner, name, original in context._thread_patches:
             setattr(owner, name, original)
-    if state == "hooks-nometer":
-        context.metering = False
-        if context._C is not None:
-            context._C.set_flags(context.serving, False)
     if state.startswith("sampler"):
         from mcpprof.collect.sampler import Sampler
         current["sampler"] = Sampler(rate, timer=timer).start()

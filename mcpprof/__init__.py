@@ -53,11 +53,12 @@ def diff(base: "Profile", new: "Profile") -> "Profile":
     return _notebook_display(_diff(base, new))
 
 
-def instrument(server: Any) -> Any:
-    """Tag every MCP request of ``server`` for profiling (reversible with :func:`uninstall`)."""
+def instrument(server: Any, exact_cpu: Optional[bool] = None) -> Any:
+    """Tag every MCP request of ``server`` for profiling (reversible with :func:`uninstall`);
+    ``exact_cpu=True`` also measures each request's CPU exactly, at a higher cost per request."""
     from .mcp.install import instrument as _instrument
 
-    return _instrument(server)
+    return _instrument(server, exact_cpu)
 
 
 def uninstall(server: Any) -> None:
@@ -123,7 +124,7 @@ def fragmentation(pid: Any = None, trim: bool = False) -> Any:
 def profile(rate_hz: float = 1000.0, **options: Any) -> Any:
     """Profile in-process work: ``with mcpprof.profile() as p:`` or ``@mcpprof.profile()``; the result
     is ``p.profile``. Options: ``server`` (an MCP server object to tag per tool), ``memory``
-    (also trace allocations), ``nframe``, ``title`` (see :func:`mcpprof.inprocess.profile`)."""
+    (also trace allocations), ``nframe``, ``title``, ``exact_cpu`` (see :func:`mcpprof.inprocess.profile`)."""
     from .inprocess import profile as _profile
 
     return _profile(rate_hz, **options)

@@ -32,7 +32,7 @@ class ProfileSession:
     """
 
     def __init__(self, rate_hz: float = 1000.0, *, server: Any = None, memory: bool = False,
-                 nframe: int = 16, title: Optional[str] = None):
+                 nframe: int = 16, title: Optional[str] = None, exact_cpu: bool = False):
         if not rate_hz > 0:
             raise ValueError(f"rate_hz must be positive, got {rate_hz!r}")
         self.rate_hz = float(rate_hz)
@@ -40,6 +40,7 @@ class ProfileSession:
         self.memory_enabled = bool(memory)
         self.nframe = int(nframe)
         self.title = title
+        self.exact_cpu = bool(exact_cpu)
         self.profile: Optional[Profile] = None
         self.memory: Optional[Profile] = None
         self._sampler: Any = None
@@ -65,8 +66,8 @@ class ProfileSession:
                 requests.record_tags(tags)
 
         self._sink = sink
-        self._owns_hooks = not context._thread_patches  # an agent may have installed them already
-        context.install_thread_hooks()
+        self._owns_hooks = not context.installed  # an agent may have installed them already
+        context.install_thread_hooks(exact=self.exact_cpu or None)
         context.request_sinks.append(sink)
         if self.server is not None:
             from .mcp.install import instrument
@@ -100,10 +101,11 @@ class ProfileSession:
             profile.requests = self._requests
         import time
 
-        if context.serving and context.metering:
-            # exact per-request CPU (as the agent measures it); the rest of the session's process CPU,
-            # an in-process client's included, is the "(transport & dispatch)" row
-            profile.metadata.update(request_cpu="exact",
+        if context.serving and context.request_cpu_mode() != "none":
+            # per-request CPU as the agent measures it; the rest of the session's process CPU, an
+            # in-process client's included, is the "(transport & dispatch)" row
+            profile.metadata.update(request_cpu=context.request_cpu_mode(),
+                                    loop_threads=sorted(set(context.loop_threads.values())),
                                     process_cpu_ns=time.process_time_ns() - context.serving_since_cpu_ns)
         if self._sink in context.request_sinks:
             context.request_sinks.remove(self._sink)
@@ -200,15 +202,16 @@ def _memory_snapshot(nframe: int) -> Optional[Profile]:
 
 
 def profile(rate_hz: float = 1000.0, *, server: Any = None, memory: bool = False, nframe: int = 16,
-            title: Optional[str] = None) -> ProfileSession:
+            title: Optional[str] = None, exact_cpu: bool = False) -> ProfileSession:
     """A profiling session for in-process work, as a context manager or a decorator.
 
     ``rate_hz``: sampling rate (the sampler thread samples every other thread). ``server``: an MCP
     server object to tag per tool for the session (instrumented and uninstrumented again; an
     already instrumented server is left as it is). ``memory``: also trace allocations and keep the
-    live ones at the end in ``session.memory``. The result is ``session.profile``.
+    live ones at the end in ``session.memory``. ``exact_cpu``: measure each request's CPU exactly
+    (metered steps) rather than from samples. The result is ``session.profile``.
     """
-    return ProfileSession(rate_hz, server=server, memory=memory, nframe=nframe, title=title)
+    return ProfileSession(rate_hz, server=server, memory=memory, nframe=nframe, title=title, exact_cpu=exact_cpu)
 
 
 __all__: List[str] = ["profile", "ProfileSession"]

@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..model import CPU, SAMPLES, WALL, Frame, Profile, Sample
 from ..model import labels as L
+from .loopcpu import loop_cpu_by_request
 from .ops import function_stats
 from .paths import PathView
 
@@ -57,7 +58,7 @@ class Summary:
 
     rows: List[RequestRow] = field(default_factory=list)
     total_cpu_ns: Optional[int] = None
-    cpu_source: str = "sampled"  # "exact": per-request CPU measured by the adapter; else from samples
+    cpu_source: str = "sampled"  # how per-request CPU was found (see to_dict)
     total_wall_ns: Optional[int] = None
     duration_ns: Optional[int] = None
     sample_count: Optional[int] = None
@@ -86,7 +87,10 @@ class Summary:
                         "complete": bool, "incomplete_reason": str, "overflow": int,
                         "weight": "cpu/nanoseconds" (the column hottest functions use),
                         "cpu_source": "exact" (per-request CPU measured by the adapter, total =
-                                      process CPU while serving) | "sampled" (from samples)},
+                                      process CPU while serving) | "sampled on the loop, measured
+                                      on workers" (the default agent: samples on the event-loop
+                                      threads plus measured worker-thread CPU, total = process
+                                      CPU while serving) | "sampled" (from samples)},
              "rows": [{"name", "method", "target": str,
                        "calls", "errors": int | null,
                        "p50_ns", "p95_ns", "p99_ns", "max_ns": int | null (request latency),
@@ -223,14 +227,22 @@ def summarize(profile: Profile, *, full_paths: bool = False) -> Summary:
             groups.setdefault(name, [])
 
     total_cpu = _sum(profile.samples, cpu_i)
-    # Exact per-request CPU, measured by the adapter on the loop thread's steps and worker threads,
-    # beats sampled CPU (a sampler inside the process is biased towards where threads release the GIL).
-    exact = profile.metadata.get("request_cpu") == "exact" and bool(stats_by_name) and \
-        any(st.cpu_ns for st in stats_by_name.values())
+    # Per-request CPU measured by the request hooks beats sampled CPU where a sampler inside the
+    # process is biased (towards where threads release the GIL): "exact" measured every step of a
+    # request; "workers" measured its sync code on worker threads, and its CPU on the event-loop
+    # threads is their CPU split by running samples (mcpprof.analyse.loopcpu).
+    mode = profile.metadata.get("request_cpu")
+    loop_names = set(profile.metadata.get("loop_threads") or ()) if mode == "workers" else set()
+    exact = bool(stats_by_name) and cpu_i is not None and (
+        (mode == "exact" and any(st.cpu_ns for st in stats_by_name.values())) or bool(loop_names))
     process_cpu = _opt_int(profile.metadata.get("process_cpu_ns")) if exact else None
+    loop_cpu: Dict[str, int] = {}
     if exact and process_cpu:
         total_cpu = process_cpu
-        exact_sum = sum(st.cpu_ns for st in stats_by_name.values())
+        if loop_names:
+            loop_cpu = loop_cpu_by_request(profile, loop_names, cpu_i, wall_i if wall_i is not None else n_i)
+        exact_sum = sum(st.cpu_ns for st in stats_by_name.values()) + sum(
+            loop_cpu.get(name, 0) for name in stats_by_name)
     else:
         exact = False
     rows: List[RequestRow] = []
@@ -241,7 +253,7 @@ def summarize(profile: Profile, *, full_paths: bool = False) -> Summary:
         st = stats_by_name.get(name)
         if exact:
             if st is not None:
-                row.cpu_ns = st.cpu_ns
+                row.cpu_ns = st.cpu_ns + loop_cpu.get(name, 0)
             elif name == L.OUTSIDE_REQUESTS:
                 row.cpu_ns = max(0, total_cpu - exact_sum)
             elif name == L.STARTUP_BUCKET:  # before serving: not part of the serving CPU total
@@ -288,7 +300,7 @@ def summarize(profile: Profile, *, full_paths: bool = False) -> Summary:
         rows.sort(key=lambda r: (-(r.cpu_ns or 0), r.name))
     return Summary(
         sync_on_loop=sync_on_loop,
-        cpu_source="exact" if exact else "sampled",
+        cpu_source=("sampled on the loop, measured on workers" if loop_names else "exact") if exact else "sampled",
         rows=rows,
         total_cpu_ns=total_cpu,
         total_wall_ns=_sum(profile.samples, wall_i),

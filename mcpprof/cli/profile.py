@@ -28,10 +28,12 @@ from .progress import drive_progress
 @click.option("--mode", type=click.Choice(["sample", "exact", "pyinstrument", "pyspy"]), default="sample",
               show_default=True, help="CPU collector: sample (in the server, low overhead), exact (yappi, every "
                                       "call), pyinstrument (event-loop thread only), pyspy (from outside).")
+@click.option("--exact-cpu", is_flag=True,
+              help="Measure each request's CPU exactly in the server (higher overhead) instead of from samples.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def profile_cmd(out_dir: Optional[str], seconds: float, tools: Tuple[str, ...], args_file: Optional[str],
                 rate: float, concurrency: int, max_calls: Optional[int], force: bool, as_json: bool,
-                mode: str, command: Tuple[str, ...]) -> None:
+                mode: str, exact_cpu: bool, command: Tuple[str, ...]) -> None:
     """Profile an MCP server per tool: launch COMMAND (after --) under the profiler, drive its
     tools over stdio, and write report files. With no COMMAND, profiles the bundled example server.
 
@@ -42,7 +44,7 @@ def profile_cmd(out_dir: Optional[str], seconds: float, tools: Tuple[str, ...], 
     """
     job = ProfileJob(command=list(command) or None, out_dir=out_dir or "", seconds=seconds, tools=list(tools),
                      args_file=args_file, rate_hz=rate, concurrency=concurrency, max_calls=max_calls, force=force,
-                     mode=mode)
+                     mode=mode, exact_cpu=exact_cpu)
     target = "the bundled example server" if job.is_example else " ".join(command)
 
     with drive_progress(seconds) as progress:

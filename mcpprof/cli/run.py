@@ -23,8 +23,12 @@ from . import console
 @click.option("--mode", type=click.Choice(["sample", "exact", "pyinstrument"]), default="sample", show_default=True,
               help="CPU collector in the server: sample (low overhead), exact (yappi: every call, slow), "
                    "pyinstrument (event-loop thread only).")
+@click.option("--exact-cpu", is_flag=True,
+              help="Also measure each request's CPU exactly (thread CPU clock around its steps, tasks and "
+                   "worker threads): the summary's CPU column then needs no sampling, at a higher overhead.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, required=True)
-def run_cmd(out_dir: str, rate: float, flush: float, quiet: bool, mode: str, command: Tuple[str, ...]) -> None:
+def run_cmd(out_dir: str, rate: float, flush: float, quiet: bool, mode: str, exact_cpu: bool,
+            command: Tuple[str, ...]) -> None:
     """Run COMMAND (an unmodified MCP server) with the profiler injected.
 
     stdin and stdout stay the server's; the profile is written into --out every second and
@@ -37,5 +41,6 @@ def run_cmd(out_dir: str, rate: float, flush: float, quiet: bool, mode: str, com
         console.info(f"[yellow]warning:[/] {blocker}")
     out = os.path.abspath(out_dir or default_out_dir())
     os.makedirs(out, exist_ok=True)
-    config = AgentConfig(out_dir=out, rate_hz=rate, flush_s=flush, quiet=quiet, command=" ".join(cmd), mode=mode)
+    config = AgentConfig(out_dir=out, rate_hz=rate, flush_s=flush, quiet=quiet, command=" ".join(cmd), mode=mode,
+                         exact_cpu=exact_cpu)
     exec_server(cmd, config)

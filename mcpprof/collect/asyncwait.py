@@ -2,7 +2,7 @@
 
 A CPU profile shows what runs; a tool that is slow because it waits (on a lock, a subprocess, a
 remote call, a worker thread) barely shows up in it. This module samples the await chains of the
-tasks serving requests (those in :data:`mcpprof.mcp.context.task_tags`): from each task's
+tasks serving requests (:func:`mcpprof.mcp.context.inflight`): from each task's
 coroutine down through ``cr_await`` (coroutines, generator-based coroutines, async generators)
 to the innermost frame, then into the task it is blocked on (``Task._fut_waiter``) if that is a
 task too. The chain ends in a marker frame saying what the request is doing:
@@ -108,12 +108,7 @@ def _running_tasks() -> set:
 def _tagged_tasks() -> List[Tuple[Any, Any]]:
     from ..mcp import context
 
-    for _ in range(3):
-        try:
-            return [(t, tag) for t, tag in list(context.task_tags.items()) if not t.done()]
-        except RuntimeError:  # changed size while copying: try again
-            continue
-    return []
+    return [(t, tag) for t, tag in context.inflight() if t is not None and not t.done()]
 
 
 def request_chains() -> List[Tuple[Any, Any, List[Frame]]]:
@@ -214,7 +209,9 @@ def inflight_requests() -> List[Dict[str, Any]]:
         row["tasks"].append({"task": task.get_name(), "frames": frames})
     names = {t.ident: t.name for t in threading.enumerate()}
     current = sys._current_frames()
-    for ident, tag in list(context.thread_tags.items()):
+    for ident, tag in context.thread_tag_map().items():
+        if ident == threading.get_ident():
+            continue
         row = seen.get(id(tag))
         if row is None:
             row = seen[id(tag)] = _row(tag, now)

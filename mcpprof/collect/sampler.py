@@ -115,6 +115,11 @@ class Sampler(TimerMixin, StackTable):
         t = self._thread
         return self._signal_on or (t is not None and t.is_alive())
 
+    @property
+    def tagger(self) -> Optional[Callable[[int], Optional[LabelSet]]]:
+        """The tagger labelling samples (the default one once started)."""
+        return self._tagger
+
     def start(self) -> "Sampler":
         """Start the sampling thread (no-op if running)."""
         self._check_fork()
@@ -209,7 +214,10 @@ class Sampler(TimerMixin, StackTable):
         except Exception as exc:
             self._note_error(exc)
 
-    def _tick(self, main_frame: Any = None) -> None:
+    def _tick(self, main_frame: Any = None, main_cpu: Optional[int] = None) -> None:
+        """One sample of every thread. From the signal handler: ``main_frame`` is the interrupted
+        frame of the calling (main) thread and ``main_cpu`` its CPU clock when the handler began, so
+        the handler's own CPU is not charged to the code it interrupted."""
         now = self._clock()
         last = self._last_tick
         wall = self.period_ns if last is None else max(0, now - last)
@@ -223,12 +231,13 @@ class Sampler(TimerMixin, StackTable):
         capture = getattr(self._tagger, "capture", None)  # requests read together with the frames
         frames = capture(self._frames_fn) if capture is not None else self._frames_fn()
         own = threading.get_ident()
+        main_ident = -1
         if main_frame is not None:  # called from the signal handler: sample the interrupted frame
             frames[own] = main_frame
-            own = -1
+            main_ident, own = own, -1
         idle_codes = self._idle
         cpu_clock, tagger, tstate, names = self._cpu_clock, self._tagger, self._tstate, self._names
-        lcache, agg, raw, max_keys = self._labels, self._agg, self._raw, self.max_stacks
+        lcache, agg, raw = self._labels, self._agg, self._raw
         n = overflow = 0
         hook = self.sample_hook
         ovf_sid = self._ovf_sid
@@ -254,7 +263,7 @@ class Sampler(TimerMixin, StackTable):
                     continue
                 if st is None and ident not in names and (self._name_of(ident) and ident in own_threads):
                     continue  # a thread of mcpprof's started since the names were read
-                cur = cpu_clock(ident)
+                cur = main_cpu if ident == main_ident and main_cpu is not None else cpu_clock(ident)
                 if st is None:  # a thread started since the last tick used all its CPU since then
                     st = tstate[ident] = [cur, 0, -1, -1, 0, False, None, None, None]
                     cpu = cur if cur is not None and not first_tick else 0
@@ -303,12 +312,7 @@ class Sampler(TimerMixin, StackTable):
                 key = (sid, labels)
                 acc = agg.get(key)
                 if acc is None:
-                    if len(agg) >= max_keys and sid != self._ovf_sid:
-                        sid = self._overflow_sid()
-                        key = (sid, labels)
-                        acc = agg.get(key)
-                    if acc is None:
-                        acc = agg[key] = [0, 0, 0]
+                    sid, key, acc = self._new_key(sid, labels)
                 st[6], st[7], st[8] = tl, key, acc
                 if sid == self._ovf_sid:
                     overflow += 1
@@ -324,6 +328,17 @@ class Sampler(TimerMixin, StackTable):
         if len(tstate) > n:  # some threads are gone
             for ident in [i for i in tstate if i not in frames or i == own]:
                 self._drop_thread(ident)
+
+    def _new_key(self, sid: int, labels: LabelSet) -> Tuple[int, Tuple[int, LabelSet], List[int]]:
+        """The aggregate entry for a (stack, labels) not seen yet: the overflow stack's once full."""
+        agg = self._agg
+        if len(agg) >= self.max_stacks and sid != self._ovf_sid:
+            sid = self._overflow_sid()
+        key = (sid, labels)
+        acc = agg.get(key)
+        if acc is None:
+            acc = agg[key] = [0, 0, 0]
+        return sid, key, acc
 
     def _make_labels(self, tl: Optional[LabelSet], name: str) -> LabelSet:
         labels = tuple(sorted([p for p in (tl or ()) if p[0] != THREAD_NAME] + [(THREAD_NAME, name)]))

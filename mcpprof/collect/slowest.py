@@ -2,7 +2,8 @@
 opened as its own flame graph.
 
 The agent's sampler calls :attr:`Sampler.sample_hook` for every sample; the recorder finds the
-request running on that thread (:func:`mcpprof.mcp.context.tag_for_thread`) and adds the sample
+request running on that thread (the tagger's ``tag_of``, read with the sample's frames; else
+:func:`mcpprof.mcp.context.tag_for_thread`) and adds the sample
 to that request's small buffer (stack ids, not frames: a dict update per sample). When the request
 ends its buffer is either dropped or, if the request is among the ``keep`` slowest of its kind so
 far, resolved to frames and kept. ``contribute`` puts them into ``profile.extras["slowest"]``:
@@ -58,7 +59,7 @@ class SlowestRecorder:
             return  # not the in-process sampler: nothing to hook
         self._sampler = sampler
         self._sample_types = list(sampler.sample_types)
-        self._tag_for_thread = context.tag_for_thread
+        self._tag_for_thread = getattr(getattr(sampler, "tagger", None), "tag_of", None) or context.tag_for_thread
         sampler.sample_hook = self._on_sample
         context.request_sinks.append(self._on_requests)
 

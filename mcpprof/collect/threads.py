@@ -68,20 +68,26 @@ def request_tagger() -> Callable[[int], Optional[LabelSet]]:
     """The default tagger: labels of the MCP request running on a thread (mcpprof.mcp.context).
 
     Its ``capture(frames_fn)`` returns the tick's frames and keeps the thread -> request map as it
-    was at that moment (in one C call where the hooks extension is built), so a worker whose
-    request ends while the tick runs is still labelled with the request its captured stack shows."""
+    was at that moment (read from every thread's context, in the same C call as the frames where
+    the hooks extension is built), so a worker whose request ends while the tick runs is still
+    labelled with the request its captured stack shows. ``tag_of(ident)`` gives the request tag
+    itself, from the same capture."""
     from ..mcp import context
     from ..model import labels as L
 
-    tag_for_loop = context.tag_for_loop
+    tag_for_loop = context.tag_for_loop if context._C is None else None  # pure Python: loop threads
     startup: LabelSet = ((L.PHASE, L.STARTUP),)
-    captured: List[Any] = [context.thread_tags]  # the thread -> tag map the current tick reads
+    captured: List[Any] = [{}]  # the thread -> tag map the current tick reads
     frames_and_tags = getattr(context._C, "frames_and_tags", None)
 
-    def tagger(ident: int) -> Optional[LabelSet]:
+    def tag_of(ident: int) -> Any:
         tag = captured[0].get(ident)
-        if tag is None:
+        if tag is None and tag_for_loop is not None:
             tag = tag_for_loop(ident)
+        return tag
+
+    def tagger(ident: int) -> Optional[LabelSet]:
+        tag = tag_of(ident)
         if tag is not None:
             return tag.labels
         return None if context.serving else startup
@@ -91,8 +97,9 @@ def request_tagger() -> Callable[[int], Optional[LabelSet]]:
             frames, captured[0] = frames_and_tags()
         else:
             frames = frames_fn()
-            captured[0] = dict(context.thread_tags)
+            captured[0] = context.thread_tag_map()
         return frames
 
     tagger.capture = capture  # type: ignore[attr-defined]
+    tagger.tag_of = tag_of  # type: ignore[attr-defined]
     return tagger

@@ -2,7 +2,8 @@
 never bursted). The SIGALRM timer: a kernel interval timer interrupts the main thread wherever it
 is, so samples taken from the signal handler are not biased towards the points where the event
 loop blocks (as a sampler thread's are, since it runs only when another thread hands it the GIL);
-used only when the main thread starts the sampler and nobody else uses SIGALRM. Stdlib only."""
+used only when the main thread starts the sampler and nobody else uses SIGALRM.
+The handler leaves its own CPU out of the CPU it charges to the code it interrupted. Stdlib only."""
 
 from __future__ import annotations
 
@@ -91,12 +92,16 @@ class TimerMixin:
             self._missed += 1
             return
         try:
-            self._tick(main_frame=frame)
+            self._tick(main_frame=frame, main_cpu=t0)
         except Exception as exc:
             self._note_error(exc)
         finally:
             lock.release()
-        self._own_cpu_ns += time.thread_time_ns() - t0
+        t1 = time.thread_time_ns()
+        self._own_cpu_ns += t1 - t0
+        st = self._tstate.get(threading.get_ident())
+        if st is not None and st[0] is not None:  # the next CPU delta leaves this handler out
+            st[0] += t1 - t0
 
     def _stop_signal(self) -> None:
         """Disarm the timer. An alarm can already be in flight (stop() called from another signal's

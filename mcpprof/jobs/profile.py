@@ -39,6 +39,7 @@ class ProfileJob:
     max_calls: Optional[int] = None
     force: bool = False
     mode: str = "sample"  # CPU collector: sample | exact | pyinstrument (in the server) | pyspy (outside)
+    exact_cpu: bool = False  # exact CPU per request, measured by the request hooks
 
     @property
     def is_example(self) -> bool:
@@ -88,7 +89,8 @@ def run_profile_job(job: ProfileJob, progress: Optional[Callable[..., None]] = N
         raise UsageError(reason)
     # py-spy samples from outside; the agent then only tags requests and measures latency
     config = AgentConfig(out_dir=str(raw), rate_hz=job.rate_hz, flush_s=1.0, quiet=True,
-                         command=" ".join(command), mode="sample" if spec.runs_in == "outside" else job.mode)
+                         command=" ".join(command), mode="sample" if spec.runs_in == "outside" else job.mode,
+                         exact_cpu=job.exact_cpu)
     env = agent_env(config)
     log_path = out / "server.stderr.log"
     outside: Any = None

@@ -78,6 +78,7 @@ class Agent:
             from ..mcp import context
 
             os.makedirs(self.config.out_dir, exist_ok=True)
+            context.exact_cpu = context.exact_cpu or self.config.exact_cpu
             context.install_thread_hooks()
             context.request_sinks.append(self._on_requests)
             spec = get_collector(self.config.mode)
@@ -187,7 +188,8 @@ class Agent:
         md.update({
             "process_cpu_ns": now_cpu - since,  # CPU while serving (from the first request on)
             "startup_cpu_ns": since - self.cpu_start_ns,
-            "request_cpu": "exact" if _step_accounting() else "none",
+            "request_cpu": context.request_cpu_mode(),  # how the hooks measured CPU per request
+            "loop_threads": sorted(set(context.loop_threads.values())),
             "hooks": "c" if context._C is not None else "python",  # which request hooks ran
             "command": self.config.command or " ".join(sys.argv),
             "argv": list(sys.argv),
@@ -262,12 +264,6 @@ class Agent:
             previous(exc_type, exc, tb)
 
         sys.excepthook = excepthook
-
-
-def _step_accounting() -> bool:
-    from ..mcp import context
-
-    return context.metering
 
 
 def _package_versions() -> dict:

@@ -212,7 +212,7 @@ class ControlChannel:
         return {"ok": True, "pid": os.getpid(), "version": __version__, "mode": agent.config.mode,
                 "rate_hz": agent.config.rate_hz, "command": agent.config.command or " ".join(sys.argv),
                 "frameworks": frameworks, "uptime_s": round((time.time_ns() - agent.start_ns) / 1e9, 3),
-                "requests": agent.requests_served(), "inflight": len(set(context.task_tags.values())),
+                "requests": agent.requests_served(), "inflight": len({id(tag) for _, tag in context.inflight()}),
                 "active": bool(agent.active and agent.sampler is not None and not agent.finished),
                 "out": agent.path, "python": sys.version.split()[0]}
 

@@ -18,6 +18,7 @@ ENV_ORIG_PYTHONPATH = "MCPPROF_ORIG_PYTHONPATH"
 ENV_MODE = "MCPPROF_MODE"            # CPU collector (a name in mcpprof.collect.registry)
 ENV_RECORDERS = "MCPPROF_RECORDERS"  # side recorders (names in mcpprof.launch.recorders.RECORDERS)
 ENV_SERVICES = "MCPPROF_SERVICES"    # services (names in mcpprof.launch.recorders.SERVICES)
+ENV_EXACT_CPU = "MCPPROF_EXACT_CPU"  # "1": measure exact CPU per request (metered steps; costs more)
 
 
 @dataclass
@@ -31,13 +32,14 @@ class AgentConfig:
     mode: str = "sample"
     recorders: Optional[str] = None  # None: recorders.DEFAULT_RECORDERS
     services: Optional[str] = None   # None: recorders.DEFAULT_SERVICES
+    exact_cpu: bool = False          # exact CPU per request (mcpprof.mcp.context.exact_cpu)
     extra: Dict[str, str] = field(default_factory=dict)
 
     def to_env(self) -> Dict[str, str]:
         return {
             ENV_OUT: self.out_dir, ENV_RATE: repr(float(self.rate_hz)), ENV_FLUSH: repr(float(self.flush_s)),
             ENV_START: self.start, ENV_QUIET: "1" if self.quiet else "0", ENV_COMMAND: self.command,
-            ENV_MODE: self.mode,
+            ENV_MODE: self.mode, ENV_EXACT_CPU: "1" if self.exact_cpu else "0",
             **({ENV_RECORDERS: self.recorders} if self.recorders is not None else {}),
             **({ENV_SERVICES: self.services} if self.services is not None else {}),
             **self.extra,
@@ -56,4 +58,5 @@ class AgentConfig:
             start=env.get(ENV_START, "mcp"), quiet=env.get(ENV_QUIET, "0") == "1",
             command=env.get(ENV_COMMAND, ""), mode=env.get(ENV_MODE, "sample") or "sample",
             recorders=env.get(ENV_RECORDERS), services=env.get(ENV_SERVICES),
+            exact_cpu=env.get(ENV_EXACT_CPU, "0") == "1",
         )

@@ -5,18 +5,25 @@
  * here runs on every request of a profiled server, so it is what the agent's overhead is made of:
  *
  *   Tag          the request tag (method, target, ids, labels, exact CPU, duration, error);
- *   Step         an awaitable that charges the thread CPU of each of its steps to a tag; in
- *                "request" mode it also enters the request when made and leaves it when done
- *                (ContextVar, task -> tag map, queue of finished requests for the sinks);
+ *   Step         an awaitable that charges the thread CPU of each of its steps to a tag (only
+ *                with exact CPU on); in "request" mode it also enters the request when made and
+ *                leaves it when done: the ContextVar, the list of requests in flight, the queue
+ *                of finished requests for the sinks. Nothing else runs per request: samplers
+ *                find a thread's request in that thread's current context (thread_tags);
  *   sdk2_call    the body of the mcp 2.x ServerMiddleware (tag, enter, step, leave);
- *   TaskFactory  the loop's task factory: tasks spawned inside a request carry (and meter) its tag;
- *   ThreadHook   wraps anyio.to_thread.run_sync / asyncio.to_thread: a tagged request's callable
- *                runs as a Tagged callable, which tags its worker thread and meters its CPU;
- *   frames_and_tags  sys._current_frames() and a copy of the thread -> tag map, taken together.
+ *   enter/leave  the same for adapters that wrap the handler themselves (mcp 1.x);
+ *   TaskFactory  exact CPU only: tasks spawned inside a request meter their steps to its tag;
+ *   ThreadHook   wraps anyio.to_thread.run_sync / asyncio.to_thread so a request's callable
+ *                runs as a Tagged callable, which meters its worker's CPU (a sampler sees a
+ *                short sync call only after it has given the GIL back);
+ *   thread_tags  {thread ident: tag} read from every thread's current context (its
+ *                PyThreadState.context, with the GIL held); frames_and_tags takes it together
+ *                with sys._current_frames().
  *
  * The Python objects it works with (the ContextVar, the maps, the queue, helpers for rare paths)
  * are handed over once by configure(). Failures of its own never fail a request: a request whose
- * tag cannot be made runs untagged. GIL builds of CPython 3.10+ only; public C API.
+ * tag cannot be made runs untagged. GIL builds of CPython 3.10+ only; public C API plus the
+ * context and thread_id fields of PyThreadState (cpython/pystate.h).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -24,11 +31,12 @@
 #include <time.h>
 
 typedef struct {
-    PyObject *current, *task_tags, *thread_tags, *loops, *current_tasks, *factory_loops;
-    PyObject *install_factory, *finished_append, *sinks, *label_entry, *label_cache;
+    PyObject *current, *task_tags, *thread_tags, *current_tasks;
+    PyObject *note_loop, *finished_append, *sinks, *label_entry, *label_cache;
     PyObject *error_kind, *first_request, *get_running_loop, *task_type, *forget_task;
     PyObject *targets, *resource_spec, *tool_error, *empty, *finished, *drain;
     int serving, metering;
+    PyObject *last_loop;  /* the loop of the last request entered, noted (cleared by set_flags) */
 } State;
 
 static State S;
@@ -57,6 +65,39 @@ static long long mono_ns(void)  /* the clock of time.perf_counter_ns on Linux */
 
 /* -- module ---------------------------------------------------------------------------------- */
 
+/* into tags: {thread ident: the request tag in that thread's current context}, for every thread
+ * whose context has one. Runs with the GIL held: no thread state is freed meanwhile (a thread
+ * deletes its own state holding the GIL). */
+static int context_tags(PyObject *tags)
+{
+    PyInterpreterState *interp = PyThreadState_GetInterpreter(PyThreadState_Get());
+    for (PyThreadState *ts = PyInterpreterState_ThreadHead(interp); ts != NULL; ts = PyThreadState_Next(ts)) {
+        PyObject *ctx = ts->context;
+        if (ctx == NULL || !PyContext_CheckExact(ctx))
+            continue;
+        int has = PySequence_Contains(ctx, S.current);
+        if (has <= 0) {
+            if (has < 0)
+                PyErr_Clear();
+            continue;
+        }
+        PyObject *tag = PyObject_GetItem(ctx, S.current);
+        if (tag == NULL) {
+            PyErr_Clear();
+            continue;
+        }
+        PyObject *key = tag == Py_None ? NULL : PyLong_FromUnsignedLong(ts->thread_id);
+        int bad = key != NULL && PyDict_SetItem(tags, key, tag) < 0;
+        Py_XDECREF(key);
+        Py_DECREF(tag);
+        if (bad)
+            return -1;
+    }
+    return 0;
+}
+
+static PyObject *hooks_thread_tags(PyObject *mod, PyObject *unused);
+
 static PyObject *hooks_frames_and_tags(PyObject *mod, PyObject *unused)
 {
     /* sys._current_frames() is C: nothing between the two reads lets another thread run */
@@ -68,7 +109,7 @@ static PyObject *hooks_frames_and_tags(PyObject *mod, PyObject *unused)
     PyObject *frames = PyObject_CallNoArgs(current_frames);
     if (frames == NULL)
         return NULL;
-    PyObject *tags = S.thread_tags ? PyDict_Copy(S.thread_tags) : PyDict_New();
+    PyObject *tags = hooks_thread_tags(mod, NULL);
     if (tags == NULL) {
         Py_DECREF(frames);
         return NULL;
@@ -79,14 +120,42 @@ static PyObject *hooks_frames_and_tags(PyObject *mod, PyObject *unused)
     return r;
 }
 
+/* thread_tags(): {ident: tag} of every thread running a request now (the map merged with contexts) */
+static PyObject *hooks_thread_tags(PyObject *mod, PyObject *unused)
+{
+    PyObject *tags = S.thread_tags ? PyDict_Copy(S.thread_tags) : PyDict_New();
+    if (tags != NULL && S.current != NULL && context_tags(tags) < 0)
+        Py_CLEAR(tags);
+    return tags;
+}
+
+/* thread_tag(ident): the request in thread ident's current context, or None */
+static PyObject *hooks_thread_tag(PyObject *mod, PyObject *arg)
+{
+    unsigned long ident = PyLong_AsUnsignedLong(arg);
+    if (ident == (unsigned long)-1 && PyErr_Occurred())
+        return NULL;
+    PyInterpreterState *interp = PyThreadState_GetInterpreter(PyThreadState_Get());
+    for (PyThreadState *ts = PyInterpreterState_ThreadHead(interp); ts != NULL; ts = PyThreadState_Next(ts)) {
+        if (ts->thread_id != ident || ts->context == NULL || !PyContext_CheckExact(ts->context) || S.current == NULL)
+            continue;
+        int has = PySequence_Contains(ts->context, S.current);
+        if (has < 0)
+            return NULL;
+        if (has)
+            return PyObject_GetItem(ts->context, S.current);
+    }
+    Py_RETURN_NONE;
+}
+
 /* configure(**objects): every name below, once, before any other call */
 static PyObject *hooks_configure(PyObject *mod, PyObject *args, PyObject *kw)
 {
     struct { const char *name; PyObject **slot; PyTypeObject *type; } spec[] = {
         {"current", &S.current, &PyContextVar_Type}, {"task_tags", &S.task_tags, &PyDict_Type},
-        {"thread_tags", &S.thread_tags, &PyDict_Type}, {"loops", &S.loops, &PyDict_Type},
-        {"current_tasks", &S.current_tasks, &PyDict_Type}, {"factory_loops", &S.factory_loops, &PyDict_Type},
-        {"install_factory", &S.install_factory, NULL}, {"finished", &S.finished, NULL},
+        {"thread_tags", &S.thread_tags, &PyDict_Type},
+        {"current_tasks", &S.current_tasks, &PyDict_Type},
+        {"note_loop", &S.note_loop, NULL}, {"finished", &S.finished, NULL},
         {"drain", &S.drain, NULL}, {"sinks", &S.sinks, &PyList_Type}, {"label_entry", &S.label_entry, NULL},
         {"label_cache", &S.label_cache, &PyDict_Type}, {"error_kind", &S.error_kind, NULL},
         {"first_request", &S.first_request, NULL}, {"get_running_loop", &S.get_running_loop, NULL},
@@ -133,6 +202,7 @@ static PyObject *hooks_set_flags(PyObject *mod, PyObject *args)
     int serving, metering;
     if (!PyArg_ParseTuple(args, "pp:set_flags", &serving, &metering))
         return NULL;
+    Py_CLEAR(S.last_loop);  /* metering or factories changed: note the loop again */
     S.serving = serving;
     S.metering = metering;
     Py_RETURN_NONE;
@@ -154,7 +224,12 @@ static PyMethodDef hooks_methods[] = {
     {"sdk2_call", (PyCFunction)(void (*)(void))hooks_sdk2_call, METH_FASTCALL, "sdk2_call(ctx, call_next)"},
     {"tagged", (PyCFunction)(void (*)(void))hooks_tagged, METH_FASTCALL, "tagged(func, tag)"},
     {"thread_hook", hooks_thread_hook, METH_O, "thread_hook(run_sync or to_thread): the wrapped function"},
-    {"frames_and_tags", hooks_frames_and_tags, METH_NOARGS, "(sys._current_frames(), copy of thread_tags)"},
+    {"frames_and_tags", hooks_frames_and_tags, METH_NOARGS, "(sys._current_frames(), thread_tags()) together"},
+    {"thread_tags", hooks_thread_tags, METH_NOARGS, "{thread ident: request tag} from every thread's context"},
+    {"thread_tag", hooks_thread_tag, METH_O, "thread_tag(ident): the request tag in that thread's context"},
+    {"enter", hooks_enter, METH_O, "enter(tag): enter the request now; returns the handle for leave()"},
+    {"leave", (PyCFunction)(void (*)(void))hooks_leave, METH_FASTCALL, "leave(handle, error): end the request"},
+    {"inflight", hooks_inflight, METH_NOARGS, "[(task or None, tag)] of the requests in flight"},
     {"thread_cpu_ns", hooks_thread_cpu_ns, METH_NOARGS, "CPU time of the calling thread (ns)"},
     {NULL},
 };

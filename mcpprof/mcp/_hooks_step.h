@@ -2,40 +2,60 @@
 
 /* -- Step ------------------------------------------------------------------------------------ */
 
-typedef struct {
+typedef struct StepObject {
     PyObject_HEAD
     PyObject *inner, *it, *tag;
-    PyObject *token, *task, *prev;  /* request mode: what leaving the request restores */
-    char request, tool_call, done;
+    PyObject *token, *task;  /* request mode: the ContextVar token to reset, the task it entered on */
+    struct StepObject *in_prev, *in_next;  /* request mode: the list of requests in flight */
+    char request, tool_call, done, linked;
 } StepObject;
 
 static PyTypeObject StepType;
 
+/* Requests in flight, newest first: a doubly linked list through the Steps themselves (no
+ * references held; a Step leaves it when its request ends or when it is freed). */
+static StepObject *inflight_head = NULL;
+
+static void inflight_link(StepObject *s)
+{
+    s->in_prev = NULL;
+    s->in_next = inflight_head;
+    if (inflight_head != NULL)
+        inflight_head->in_prev = s;
+    inflight_head = s;
+    s->linked = 1;
+}
+
+static void inflight_unlink(StepObject *s)
+{
+    if (!s->linked)
+        return;
+    if (s->in_prev != NULL)
+        s->in_prev->in_next = s->in_next;
+    else
+        inflight_head = s->in_next;
+    if (s->in_next != NULL)
+        s->in_next->in_prev = s->in_prev;
+    s->in_prev = s->in_next = NULL;
+    s->linked = 0;
+}
+
 static int step_traverse(StepObject *s, visitproc visit, void *arg)
 {
     Py_VISIT(s->inner); Py_VISIT(s->it); Py_VISIT(s->tag); Py_VISIT(s->token); Py_VISIT(s->task);
-    Py_VISIT(s->prev);
     return 0;
 }
 
 static int step_clear(StepObject *s)
 {
     Py_CLEAR(s->inner); Py_CLEAR(s->it); Py_CLEAR(s->tag); Py_CLEAR(s->token); Py_CLEAR(s->task);
-    Py_CLEAR(s->prev);
     return 0;
 }
 
 static void step_dealloc(StepObject *s)
 {
     PyObject_GC_UnTrack(s);
-    if (s->request && !s->done && s->task != NULL) {  /* dropped unawaited: forget its task's tag */
-        PyObject *type, *value, *tb;
-        PyErr_Fetch(&type, &value, &tb);
-        if ((s->prev == NULL || s->prev == Py_None ? PyDict_DelItem(S.task_tags, s->task)
-                                                   : PyDict_SetItem(S.task_tags, s->task, s->prev)) < 0)
-            PyErr_Clear();
-        PyErr_Restore(type, value, tb);
-    }
+    inflight_unlink(s);  /* dropped unawaited: no longer in flight */
     step_clear(s);
     PyObject_GC_Del(s);
 }
@@ -56,9 +76,10 @@ static StepObject *step_new(PyObject *inner, PyObject *tag)
     StepObject *s = PyObject_GC_New(StepObject, &StepType);
     if (s == NULL)
         return NULL;
-    s->inner = s->it = s->token = s->task = s->prev = NULL;
+    s->inner = s->it = s->token = s->task = NULL;
+    s->in_prev = s->in_next = NULL;
     s->tag = Py_NewRef(tag);
-    s->request = s->tool_call = s->done = 0;
+    s->request = s->tool_call = s->done = s->linked = 0;
     if (inner != NULL) {
         s->inner = Py_NewRef(inner);
         if ((s->it = iter_of(inner)) == NULL) {
@@ -79,7 +100,8 @@ static PyObject *hooks_metered(PyObject *mod, PyObject *const *args, Py_ssize_t 
     return (PyObject *)step_new(args[0], args[1]);
 }
 
-/* enter the request of s->tag on this thread (ContextVar, task -> tag); -1 leaves nothing changed */
+/* enter the request of s->tag on this thread: set the ContextVar (samplers read it from each
+ * thread's current context) and join the in-flight list; -1 leaves nothing changed */
 static int request_enter(StepObject *s)
 {
     if (!S.serving) {
@@ -94,60 +116,74 @@ static int request_enter(StepObject *s)
         return -1;
     PyObject *task = NULL;
     if (loop != Py_None) {
-        PyObject *ident = PyLong_FromUnsignedLong(PyThread_get_thread_ident());
-        if (ident == NULL)
-            goto fail;
-        PyObject *known = PyDict_GetItemWithError(S.loops, ident);
-        int bad = (known != loop) && (PyErr_Occurred() || PyDict_SetItem(S.loops, ident, loop) < 0);
-        Py_DECREF(ident);
-        if (bad)
-            goto fail;
-        int has = PyDict_Contains(S.factory_loops, loop);
-        if (has < 0)
-            goto fail;
-        if (!has) {
-            PyObject *r = PyObject_CallOneArg(S.install_factory, loop);
+        if (loop != S.last_loop) {  /* a loop not seen last time: note its thread (and factory) */
+            PyObject *r = PyObject_CallOneArg(S.note_loop, loop);
             if (r == NULL)
                 goto fail;
             Py_DECREF(r);
+            Py_XSETREF(S.last_loop, Py_NewRef(loop));
         }
         task = PyDict_GetItemWithError(S.current_tasks, loop);
         if (task == NULL && PyErr_Occurred())
             goto fail;
     }
-    if (task != NULL) {
-        PyObject *prev = PyDict_GetItemWithError(S.task_tags, task);
-        if (prev == NULL && PyErr_Occurred())
-            goto fail;
-        if (PyDict_SetItem(S.task_tags, task, s->tag) < 0)
-            goto fail;
-        s->task = Py_NewRef(task);
-        s->prev = Py_XNewRef(prev);
-    }
     s->token = PyContextVar_Set(S.current, s->tag);
-    if (s->token == NULL) {
-        if (s->task != NULL && (s->prev == NULL ? PyDict_DelItem(S.task_tags, s->task)
-                                                : PyDict_SetItem(S.task_tags, s->task, s->prev)) < 0)
-            PyErr_Clear();
-        Py_CLEAR(s->task);
-        Py_CLEAR(s->prev);
+    if (s->token == NULL)
         goto fail;
-    }
+    s->task = Py_XNewRef(task);
     Py_DECREF(loop);
     s->request = 1;
+    inflight_link(s);
     return 0;
 fail:
     Py_DECREF(loop);
     return -1;
 }
 
+/* the request has ended with error (a new reference or NULL for success; stolen): leave it */
+static void request_finish(StepObject *s, PyObject *error)
+{
+    TagObject *t = (TagObject *)s->tag;
+    long long end = mono_ns();
+    s->done = 1;
+    inflight_unlink(s);
+    if (s->token != NULL && PyContextVar_Reset(S.current, s->token) < 0)
+        PyErr_Clear();  /* reset from another context: leave the variable alone */
+    Py_CLEAR(s->token);
+    Py_CLEAR(s->task);
+    int ended = 1;
+    if (Py_IS_TYPE(s->tag, &TagType)) {
+        t->duration_ns = end - t->start_ns;
+        Py_XSETREF(t->error, error ? error : Py_NewRef(Py_None));
+        error = NULL;
+    } else {  /* a tag of another kind (PyRequestTag): through its attributes */
+        PyObject *start = PyObject_GetAttrString(s->tag, "start_ns");
+        long long start_ns = start ? PyLong_AsLongLong(start) : 0;
+        PyObject *duration = PyErr_Occurred() ? NULL : PyLong_FromLongLong(end - start_ns);
+        ended = duration != NULL && PyObject_SetAttrString(s->tag, "duration_ns", duration) == 0 &&
+                PyObject_SetAttrString(s->tag, "error", error ? error : Py_None) == 0;
+        Py_XDECREF(start);
+        Py_XDECREF(duration);
+        if (!ended)
+            PyErr_Clear();
+    }
+    if (ended && PyList_GET_SIZE(S.sinks) > 0) {
+        PyObject *r = PyObject_CallOneArg(S.finished_append, s->tag);
+        if (r != NULL && PyObject_Size(S.finished) >= drain_at) {
+            Py_DECREF(r);
+            r = PyObject_CallNoArgs(S.drain);  /* nobody drained for long: do it here */
+        }
+        if (r == NULL)
+            PyErr_Clear();
+        Py_XDECREF(r);
+    }
+    Py_XDECREF(error);
+}
+
 /* leave the request: result is the return value, or NULL when an exception is set (kept set) */
 static void request_exit(StepObject *s, PyObject *result)
 {
     PyObject *type = NULL, *value = NULL, *tb = NULL, *error = NULL;
-    TagObject *t = (TagObject *)s->tag;
-    long long end = mono_ns();
-    s->done = 1;
     if (result == NULL) {
         PyErr_Fetch(&type, &value, &tb);
         PyErr_NormalizeException(&type, &value, &tb);
@@ -166,46 +202,7 @@ static void request_exit(StepObject *s, PyObject *result)
     }
     if (PyErr_Occurred())
         PyErr_Clear();
-    if (s->task != NULL) {
-        int r = s->prev == NULL || s->prev == Py_None ? PyDict_DelItem(S.task_tags, s->task)
-                                                      : PyDict_SetItem(S.task_tags, s->task, s->prev);
-        if (r < 0)
-            PyErr_Clear();
-    }
-    if (s->token != NULL && PyContextVar_Reset(S.current, s->token) < 0)
-        PyErr_Clear();  /* reset from another context: leave the variable alone */
-    Py_CLEAR(s->token);
-    Py_CLEAR(s->task);
-    Py_CLEAR(s->prev);
-    int ended = 1;
-    if (Py_IS_TYPE(s->tag, &TagType)) {
-        t->duration_ns = end - t->start_ns;
-        Py_XSETREF(t->error, error ? error : Py_NewRef(Py_None));
-        error = NULL;
-    } else {  /* a tag of another kind (PyRequestTag): through its attributes */
-        PyObject *start = PyObject_GetAttrString(s->tag, "start_ns");
-        long long start_ns = start ? PyLong_AsLongLong(start) : 0;
-        PyObject *duration = PyErr_Occurred() ? NULL : PyLong_FromLongLong(end - start_ns);
-        ended = duration != NULL && PyObject_SetAttrString(s->tag, "duration_ns", duration) == 0 &&
-                PyObject_SetAttrString(s->tag, "error", error ? error : Py_None) == 0;
-        Py_XDECREF(start);
-        Py_XDECREF(duration);
-        if (!ended)
-            PyErr_Clear();
-    }
-    if (ended) {
-        if (PyList_GET_SIZE(S.sinks) > 0) {
-            PyObject *r = PyObject_CallOneArg(S.finished_append, s->tag);
-            if (r != NULL && PyObject_Size(S.finished) >= drain_at) {
-                Py_DECREF(r);
-                r = PyObject_CallNoArgs(S.drain);  /* nobody drained for long: do it here */
-            }
-            if (r == NULL)
-                PyErr_Clear();
-            Py_XDECREF(r);
-        }
-    }
-    Py_XDECREF(error);
+    request_finish(s, error);
     if (result == NULL)
         PyErr_Restore(type, value, tb);
 }
@@ -403,6 +400,47 @@ static PyObject *hooks_sdk2_call(PyObject *mod, PyObject *const *args, Py_ssize_
         return NULL;
     }
     return (PyObject *)s;
+}
+
+/* enter(tag): a Step with nothing to step that holds the request entered now (mcp 1.x adapter) */
+static PyObject *hooks_enter(PyObject *mod, PyObject *tag)
+{
+    StepObject *s = step_new(NULL, tag);
+    if (s == NULL)
+        return NULL;
+    if (request_enter(s) < 0) {
+        Py_DECREF(s);
+        return NULL;
+    }
+    return (PyObject *)s;
+}
+
+/* leave(handle, error): end the request entered by enter() with that error kind (None: success) */
+static PyObject *hooks_leave(PyObject *mod, PyObject *const *args, Py_ssize_t n)
+{
+    if (n != 2 || !Py_IS_TYPE(args[0], &StepType)) {
+        PyErr_SetString(PyExc_TypeError, "leave(handle from enter(), error)");
+        return NULL;
+    }
+    StepObject *s = (StepObject *)args[0];
+    if (s->request && !s->done)
+        request_finish(s, args[1] == Py_None ? NULL : Py_NewRef(args[1]));
+    Py_RETURN_NONE;
+}
+
+/* inflight(): [(task or None, tag)] of the requests in flight, newest first */
+static PyObject *hooks_inflight(PyObject *mod, PyObject *unused)
+{
+    PyObject *out = PyList_New(0);
+    for (StepObject *s = inflight_head; out != NULL && s != NULL; s = s->in_next) {
+        if (s->tag == NULL)
+            continue;
+        PyObject *pair = PyTuple_Pack(2, s->task ? s->task : Py_None, s->tag);
+        if (pair == NULL || PyList_Append(out, pair) < 0)
+            Py_CLEAR(out);
+        Py_XDECREF(pair);
+    }
+    return out;
 }
 
 /* request(awaitable, tag, tool_call): a Step that enters now and leaves when done (other adapters) */

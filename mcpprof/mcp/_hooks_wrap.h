@@ -137,28 +137,12 @@ static void wrap_dealloc(WrapObject *w)
     PyObject_GC_Del(w);
 }
 
+/* the callable, its CPU charged to the tag (the worker's tag itself is in its copied context) */
 static PyObject *tagged_vectorcall(WrapObject *w, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
-    PyObject *ident = PyLong_FromUnsignedLong(PyThread_get_thread_ident());
-    if (ident == NULL)
-        return NULL;
-    PyObject *prev = PyDict_GetItemWithError(S.thread_tags, ident);
-    Py_XINCREF(prev);
-    int tagged = !PyErr_Occurred() && PyDict_SetItem(S.thread_tags, ident, w->tag) == 0;
-    if (!tagged)
-        PyErr_Clear();
     long long t0 = thread_cpu_ns();
     PyObject *r = PyObject_Vectorcall(w->wrapped, args, nargsf, kwnames);
     charge(w->tag, thread_cpu_ns() - t0);
-    if (tagged) {
-        PyObject *type, *value, *tb;
-        PyErr_Fetch(&type, &value, &tb);
-        if ((prev == NULL ? PyDict_DelItem(S.thread_tags, ident) : PyDict_SetItem(S.thread_tags, ident, prev)) < 0)
-            PyErr_Clear();
-        PyErr_Restore(type, value, tb);
-    }
-    Py_XDECREF(prev);
-    Py_DECREF(ident);
     return r;
 }
 

@@ -2,30 +2,37 @@
 
 A framework adapter runs every request through :func:`request` (or calls :func:`enter_request` /
 :func:`exit_request` around it; request tags themselves are made in :mod:`mcpprof.mcp.tags`). That
-sets a ContextVar (seen by the request's task, tasks it spawns and ``to_thread`` workers) and
-fills two maps a sampler thread *can* read, because a sampler cannot read another thread's
-ContextVars:
+sets a ContextVar, seen by the request's task, tasks it spawns and ``to_thread`` workers (they run
+in copies of its context), and records the request's latency and error kind.
+
+Samplers ask :func:`thread_tag_map` / :func:`tag_for_thread` which request each thread runs. Where
+the C extension :mod:`mcpprof.mcp._hooks` is built, that reads every thread's *current context*
+(``PyThreadState.context``) with the GIL held, so nothing but the ContextVar has to be kept per
+request: a request costs its tag, the ContextVar set and reset, and a place in the in-flight list
+(:func:`inflight`). The pure-Python path (``MCPPROF_PURE_PYTHON=1``, or no compiler) cannot read
+another thread's context, so it also fills two maps:
 
 * ``task_tags``: asyncio task -> tag, for the event-loop thread (the running task is found in
   ``asyncio.tasks._current_tasks``); tasks spawned inside a request inherit its tag through a task
-  factory installed on the loop.
+  factory installed on the loop;
 * ``thread_tags``: thread ident -> tag, set where a request's sync code starts running on a
-  worker thread (``anyio.to_thread.run_sync`` and ``asyncio.to_thread`` are wrapped while
-  tagging is installed).
+  worker thread (``anyio.to_thread.run_sync`` and ``asyncio.to_thread`` are wrapped).
 
-Exact CPU per request: adapters run the request's handler through :func:`metered`, which reads the
-thread CPU clock around each step of it (each ``send`` into the coroutine), so only the request's own
-steps are charged, however requests interleave on the loop; tasks spawned inside a request are
-metered the same way by the task factory, and worker-thread code by :func:`tagged`. Nothing runs per
-event-loop callback: a loop step that is not a request's costs nothing.
+CPU per request. By default the sampler's per-thread CPU weights give it for code on the event-loop
+thread (sampled from a SIGALRM handler on that thread, so without bias), and :func:`tagged`
+measures it exactly for sync code on worker threads: the ``to_thread`` wrappers run a request's
+callable under two thread-CPU clock reads (a sampler only sees a short sync call after it gave the
+GIL back, so sampling alone would charge its CPU to a later sample). :data:`loop_threads` names the
+threads requests run on, so a summary knows which samples' CPU to count. Exact CPU everywhere is
+opt-in (:data:`exact_cpu`, ``mcpprof run --exact-cpu``): the request's handler runs through
+:func:`metered`, which reads the thread CPU clock around each step of it (each ``send`` into the
+coroutine), so only the request's own steps are charged however requests interleave on the loop,
+and tasks spawned inside a request are metered the same way by the task factory. That costs two
+clock reads (system calls) per step and the factory on every task the loop makes.
 
 A finished request is queued (:data:`finished`), not handed to the sinks on its own path:
 :func:`drain` hands the queue to :data:`request_sinks`; readers of the sinks' data drain first, the
 agent's background thread drains every second, and a request drains itself when the queue is long.
-
-The hot path (tags, metered steps, the task factory, the ``to_thread`` hooks) runs in the optional C
-extension :mod:`mcpprof.mcp._hooks` where it is built (``MCPPROF_PURE_PYTHON=1`` turns it off);
-the pure-Python code here does the same work where it is not.
 
 Stdlib only, nothing happens at import, and every hook is reversible (:func:`uninstall_thread_hooks`).
 """
@@ -52,7 +59,9 @@ CURRENT: "contextvars.ContextVar[Optional[RequestTag]]" = contextvars.ContextVar
 
 task_tags: Dict[Any, RequestTag] = {}
 thread_tags: Dict[int, RequestTag] = {}
-loops: Dict[int, Any] = {}  # thread ident -> the event loop that thread runs
+loops: Dict[int, Any] = {}  # thread ident -> the event loop that thread runs (pure-Python path)
+#: thread ident -> name of each thread requests were entered on (the event-loop threads)
+loop_threads: Dict[int, str] = {}
 
 #: Called by :func:`drain` with a list of finished request tags, oldest first (each carries its
 #: ``duration_ns`` and ``error`` kind, None for a success).
@@ -84,7 +93,11 @@ def drain() -> None:
 
 _current_tasks: Dict[Any, Any] = getattr(asyncio.tasks, "_current_tasks", {})
 _thread_cpu = time.thread_time_ns
-metering = False  # True while hooks are installed: adapters meter request steps (exact CPU)
+#: Measure exact CPU per request (metered steps, spawned tasks and worker threads) when the thread
+#: hooks are installed; set by the agent (``MCPPROF_EXACT_CPU=1``) or ``instrument(exact_cpu=True)``.
+exact_cpu = False
+installed = False  # install_thread_hooks() ran (and uninstall_thread_hooks() did not since)
+metering = False  # True while exact CPU is measured: adapters meter request steps
 serving = False  # becomes True with the first request (samples before it are start-up)
 serving_since_cpu_ns = 0  # process CPU time when the first request arrived
 _factory_loops: "Dict[Any, Any]" = {}  # loop -> the factory it had before ours
@@ -95,11 +108,37 @@ def tag_for_thread(ident: int) -> Optional[RequestTag]:
     tag = thread_tags.get(ident)
     if tag is not None:
         return tag
+    if _C is not None:
+        return _C.thread_tag(ident)
     return tag_for_loop(ident)
 
 
+def thread_tag_map() -> Dict[int, RequestTag]:
+    """``{thread ident: tag}`` of the threads running a request now (on the pure-Python path,
+    the event-loop threads are not in it: ask :func:`tag_for_loop`)."""
+    if _C is not None:
+        return _C.thread_tags()
+    return dict(thread_tags)
+
+
+def inflight() -> List[Tuple[Any, Any]]:
+    """``(task or None, tag)`` of every request in flight, and of every task spawned inside one
+    that is still known (exact CPU or pure-Python path). From any thread."""
+    spawned: List[Tuple[Any, Any]] = []
+    for _ in range(3):
+        try:
+            spawned = list(task_tags.items())
+            break
+        except RuntimeError:  # changed size while copying: try again
+            continue
+    if _C is None:
+        return spawned
+    return _C.inflight() + spawned
+
+
 def tag_for_loop(ident: int) -> Optional[RequestTag]:
-    """The request of the task running on the event loop of thread ``ident``, or None."""
+    """The request of the task running on the event loop of thread ``ident``, or None (the
+    pure-Python path; with the C extension, :func:`tag_for_thread` reads the thread's context)."""
     loop = loops.get(ident)
     if loop is None:
         return None
@@ -109,12 +148,26 @@ def tag_for_loop(ident: int) -> Optional[RequestTag]:
     return task_tags.get(task)
 
 
+def request_cpu_mode() -> str:
+    """What the hooks measure of each request's CPU: ``exact`` (every step), ``workers`` (its
+    worker-thread code; the rest is for samples) or ``none``."""
+    return "exact" if metering else "workers" if _thread_patches else "none"
+
+
 def current() -> Optional[RequestTag]:
     """The request of the calling context (for code running inside a tool)."""
     return CURRENT.get()
 
 
 # -- entering and leaving requests (called by adapters, on the event-loop thread) -----------------
+
+def _note_loop(loop: Any) -> None:
+    """A request enters on ``loop`` (not the loop of the previous one): note its thread, and with
+    exact CPU give it the task factory."""
+    loop_threads[threading.get_ident()] = threading.current_thread().name
+    if metering and loop not in _factory_loops:
+        _install_task_factory(loop)
+
 
 def _first_request() -> None:
     global serving, serving_since_cpu_ns
@@ -123,8 +176,10 @@ def _first_request() -> None:
         serving = True
 
 
-def enter_request(tag: Any) -> Tuple[Any, Any, Any]:
-    """Enter ``tag``'s request on this thread (pure Python; :func:`request` does it in C)."""
+def enter_request(tag: Any) -> Any:
+    """Enter ``tag``'s request on this thread; returns the handle for :func:`exit_request`."""
+    if _C is not None:
+        return _C.enter(tag)
     if not serving:
         _first_request()
         if _C is not None:
@@ -137,6 +192,7 @@ def enter_request(tag: Any) -> Tuple[Any, Any, Any]:
         ident = threading.get_ident()
         if loops.get(ident) is not loop:
             loops[ident] = loop
+            loop_threads[ident] = threading.current_thread().name
         if loop not in _factory_loops:
             _install_task_factory(loop)
     except RuntimeError:
@@ -148,7 +204,11 @@ def enter_request(tag: Any) -> Tuple[Any, Any, Any]:
     return token, task, prev
 
 
-def exit_request(handle: Tuple[Any, Any, Any], tag: Any, error: Optional[str] = None) -> None:
+def exit_request(handle: Any, tag: Any, error: Optional[str] = None) -> None:
+    """Leave the request entered by :func:`enter_request` (its latency and ``error`` kind recorded)."""
+    if _C is not None:
+        _C.leave(handle, error)
+        return
     token, task, prev = handle
     tag.duration_ns = time.perf_counter_ns() - tag.start_ns
     tag.error = error
@@ -299,7 +359,8 @@ def remove_task_factories() -> None:
 # -- worker threads ------------------------------------------------------------------------------
 
 def tagged(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap a callable about to run on a worker thread so the thread carries the caller's tag."""
+    """Wrap a callable about to run on a worker thread so the thread carries the caller's tag (in
+    :data:`thread_tags`, for the pure-Python path) and its CPU is charged to it."""
     tag = CURRENT.get()
     if tag is None:
         return func
@@ -324,30 +385,34 @@ def tagged(func: Callable[..., Any]) -> Callable[..., Any]:
 _thread_patches: List[Tuple[Any, str, Any]] = []
 
 
-def install_thread_hooks() -> None:
-    """Wrap ``anyio.to_thread.run_sync`` and ``asyncio.to_thread`` and turn on request metering
-    (idempotent, reversible)."""
-    global metering
-    if _thread_patches:
-        return
-    to_thread = sys.modules.get("anyio.to_thread")
-    if to_thread is None:
-        try:
-            import anyio.to_thread as to_thread  # type: ignore[no-redef]
-        except Exception:
-            to_thread = None
-    # Plain functions returning the original coroutine (no coroutine of our own): the stdio
-    # transport alone calls run_sync about a dozen times per request, outside any request.
-    if to_thread is not None and hasattr(to_thread, "run_sync"):
-        _patch(to_thread, "run_sync", _thread_hook(to_thread.run_sync))
-    to_thread_ = _thread_hook(asyncio.to_thread)
-    _patch(asyncio, "to_thread", to_thread_)
-    threads_mod = sys.modules.get("asyncio.threads")
-    if threads_mod is not None:
-        _patch(threads_mod, "to_thread", to_thread_)
-    metering = True
-    if _C is not None:
-        _C.set_flags(serving, True)
+def install_thread_hooks(exact: Optional[bool] = None) -> None:
+    """Install what tagging needs beside the adapter (idempotent, reversible): the ``to_thread``
+    wrappers (worker threads' CPU per request, and their tags on the pure-Python path); with exact
+    CPU (``exact``, else :data:`exact_cpu`) also request metering and the task factory."""
+    global metering, installed
+    installed = True
+    if exact is None:
+        exact = exact_cpu
+    if not _thread_patches:
+        to_thread = sys.modules.get("anyio.to_thread")
+        if to_thread is None:
+            try:
+                import anyio.to_thread as to_thread  # type: ignore[no-redef]
+            except Exception:
+                to_thread = None
+        # Plain functions returning the original coroutine (no coroutine of our own): the stdio
+        # transport alone calls run_sync several times per request, outside any request.
+        if to_thread is not None and hasattr(to_thread, "run_sync"):
+            _patch(to_thread, "run_sync", _thread_hook(to_thread.run_sync))
+        to_thread_ = _thread_hook(asyncio.to_thread)
+        _patch(asyncio, "to_thread", to_thread_)
+        threads_mod = sys.modules.get("asyncio.threads")
+        if threads_mod is not None:
+            _patch(threads_mod, "to_thread", to_thread_)
+    if exact and not metering:
+        metering = True
+        if _C is not None:
+            _C.set_flags(serving, True)
 
 
 def _thread_hook(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -369,8 +434,8 @@ def _patch(obj: Any, name: str, value: Any) -> None:
 
 
 def uninstall_thread_hooks() -> None:
-    global metering
-    metering = False
+    global metering, installed
+    metering = installed = False
     if _C is not None:
         _C.set_flags(serving, False)
     while _thread_patches:
@@ -385,6 +450,7 @@ def reset() -> None:
     task_tags.clear()
     thread_tags.clear()
     loops.clear()
+    loop_threads.clear()
     finished.clear()
     serving = False
     if _C is not None:
@@ -392,8 +458,8 @@ def reset() -> None:
 
 
 if _C is not None:
-    _C.configure(current=CURRENT, task_tags=task_tags, thread_tags=thread_tags, loops=loops, sinks=request_sinks,
-                 current_tasks=_current_tasks, factory_loops=_factory_loops, install_factory=_install_task_factory,
+    _C.configure(current=CURRENT, task_tags=task_tags, thread_tags=thread_tags, sinks=request_sinks,
+                 current_tasks=_current_tasks, note_loop=_note_loop,
                  finished=finished, drain=drain, label_entry=_label_entry, label_cache=_label_cache,
                  error_kind=error_kind, first_request=_first_request, get_running_loop=asyncio.events._get_running_loop,
                  task_type=asyncio.Task, forget_task=_forget_task, tool_error=TOOL_ERROR, drain_at=DRAIN_AT,

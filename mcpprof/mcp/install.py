@@ -70,11 +70,15 @@ def adapter_for(module_name: str, module: Any = None) -> Optional[str]:
     return majors[max(fitting)] if fitting else None
 
 
-def instrument(server: Any) -> Any:
+def instrument(server: Any, exact_cpu: Optional[bool] = None) -> Any:
     """Tag every request of ``server`` (any supported framework); returns the server.
 
-    Reversible with :func:`uninstall`. Raises ``TypeError`` for an object no adapter knows.
+    ``exact_cpu=True`` also measures each request's CPU exactly (see
+    :data:`mcpprof.mcp.context.exact_cpu`). Reversible with :func:`uninstall`. Raises
+    ``TypeError`` for an object no adapter knows.
     """
+    if exact_cpu is not None:
+        context.exact_cpu = bool(exact_cpu)
     for adapter in _adapters():
         if adapter.instrument(server):
             if adapter.KIND in SYNC_TOOLS:  # the fastmcp adapter notes the SDK kind it delegated to

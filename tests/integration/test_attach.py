@@ -61,7 +61,7 @@ async def _attached(command: List[str], seconds: float, attach: Any, long_wait_m
 
 def test_agent_mode_per_tool_shares_within_3_points(tmp_path: Path) -> None:
     report = tmp_path / "burn.jsonl"
-    command = [PY, "-m", "mcpprof", "run", "--quiet", "--out", str(tmp_path / "out"), "--", *SERVER,
+    command = [PY, "-m", "mcpprof", "run", "--quiet", "--exact-cpu", "--out", str(tmp_path / "out"), "--", *SERVER,
                "--burn-report", str(report)]
     marks: Dict[str, int] = {}
 

@@ -106,7 +106,7 @@ def test_agent_mode_shares_within_3_points(case: Case, framework_pythons: Dict[s
                                            tmp_path: Path) -> None:
     python = _python(framework_pythons, case)
     report = tmp_path / "burn.jsonl"
-    command = [PY, "-m", "mcpprof", "run", "--quiet", "--out", str(tmp_path / "out"), "--",
+    command = [PY, "-m", "mcpprof", "run", "--quiet", "--exact-cpu", "--out", str(tmp_path / "out"), "--",
                str(python), str(SERVERS / case.script), "--burn-report", str(report)]
     marks: Dict[str, int] = {}
 

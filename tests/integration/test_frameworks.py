@@ -86,7 +86,7 @@ def test_launched_server_tags_cpu_and_loop_blocking(case: Case, framework_python
                                                      tmp_path: Path) -> None:
     python = _python(framework_pythons, case)
     report, out = tmp_path / "burn.jsonl", tmp_path / "out"
-    command = [PY, "-m", "mcpprof", "run", "--quiet", "--out", str(out), "--",
+    command = [PY, "-m", "mcpprof", "run", "--quiet", "--exact-cpu", "--out", str(out), "--",
                str(python), str(SERVERS / case.script), "--burn-report", str(report)]
     calls = [CallSpec("tools/call", name, {"n": n}) for name, n in TOOLS.items()]
     calls.append(CallSpec("tools/call", "echo", {"text": "x"}))

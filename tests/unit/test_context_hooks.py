@@ -44,9 +44,15 @@ def clean_state():
 
 @pytest.fixture
 def hooks():
-    context.install_thread_hooks()
+    """The thread hooks with exact CPU on (request metering, task factory, to_thread wrappers)."""
+    context.install_thread_hooks(exact=True)
     yield
     context.uninstall_thread_hooks()
+
+
+def task_tag(task):
+    """The request tag :func:`context.inflight` gives for ``task``, or None."""
+    return next((tag for t, tag in context.inflight() if t is task), None)
 
 
 def burn(ns: int = 5_000_000) -> int:
@@ -225,26 +231,27 @@ def test_request_state_inside_and_after():
 
     async def inner_body():
         task = asyncio.current_task()
-        seen["inner"] = (context.CURRENT.get(), context.task_tags.get(task), context.current())
+        seen["inner"] = (context.CURRENT.get(), task_tag(task), context.current())
         await asyncio.sleep(0)
 
     async def outer_body():
         task = asyncio.current_task()
-        seen["outer"] = (context.CURRENT.get(), context.task_tags.get(task))
+        seen["outer"] = (context.CURRENT.get(), task_tag(task))
         seen["for_thread"] = context.tag_for_thread(threading.get_ident())
         await context.request(inner_body(), inner)
-        seen["restored"] = (context.CURRENT.get(), context.task_tags.get(task))
+        seen["restored"] = (context.CURRENT.get(), task_tag(task))
         return task
 
     async def main():
         task = await context.request(outer_body(), outer, True)
-        return task, context.CURRENT.get(), dict(context.task_tags)
+        return task, context.CURRENT.get(), context.inflight()
 
-    task, after, tags_after = asyncio.run(main())
+    task, after, inflight_after = asyncio.run(main())
     assert seen["outer"] == (outer, outer) and seen["for_thread"] is outer
+    # the nested request is in flight on the same task (newest first), and is what the thread runs
     assert seen["inner"] == (inner, inner, inner)
     assert seen["restored"] == (outer, outer)
-    assert after is None and task not in tags_after and context.serving
+    assert after is None and inflight_after == [] and context.serving
 
 
 class RpcError(Exception):
@@ -271,10 +278,10 @@ def test_request_exception_propagates_with_error_kind(exc, kind):
         tag = context.tag_for("tools/call", {"name": "f"}, 1)
         with pytest.raises(type(exc)):
             await context.request(fail(), tag, True)
-        return tag, context.CURRENT.get(), dict(context.task_tags)
+        return tag, context.CURRENT.get(), context.inflight()
 
-    tag, current, tags = asyncio.run(main())
-    assert tag.error == kind and current is None and not tags
+    tag, current, inflight = asyncio.run(main())
+    assert tag.error == kind and current is None and not inflight
 
 
 @pytest.mark.parametrize("result, tool_call, kind", [
@@ -316,14 +323,14 @@ def test_cancelled_request_records_error_and_restores_state():
         task = asyncio.create_task(handler())
         while not started:
             await asyncio.sleep(0)
-        assert context.task_tags.get(task) is tag
+        assert task_tag(task) is tag
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
         return tag, task
 
     tag, task = asyncio.run(main())
-    assert tag.error == "CancelledError" and task not in context.task_tags
+    assert tag.error == "CancelledError" and context.inflight() == []
 
 
 def test_closed_request_is_left_as_generator_exit():
@@ -427,3 +434,71 @@ async def main():
 asyncio.run(main())
 """)
     assert (out.returncode, out.stdout.strip()) == (0, "handled None None"), out.stderr[-2000:]
+
+
+# -- the default: no exact CPU ---------------------------------------------------------------------
+
+def test_default_hooks_measure_worker_threads_only():
+    """Without exact CPU the loop thread's steps are not metered (samples cover them); a sync
+    callable a request runs on a worker thread is."""
+    context.install_thread_hooks()  # as instrument() does without exact_cpu
+    assert context.installed and not context.metering and context.request_cpu_mode() == "workers"
+    burned = []
+
+    async def work():
+        burn(3_000_000)
+        await asyncio.sleep(0)
+        if burned:
+            burned.append(await asyncio.to_thread(burn, 4_000_000))
+        return "ok"
+
+    async def main():
+        loop_only = context.tag_for("tools/call", {"name": "w"}, 1)
+        assert await context.request(work(), loop_only, True) == "ok"
+        burned.append(0)
+        with_worker = context.tag_for("tools/call", {"name": "s"}, 2)
+        assert await context.request(work(), with_worker, True) == "ok"
+        return loop_only, with_worker, asyncio.get_running_loop().get_task_factory()
+
+    loop_only, with_worker, factory = asyncio.run(main())
+    assert loop_only.cpu_ns == 0 and loop_only.duration_ns > 0 and loop_only.error is None
+    assert burned[1] <= with_worker.cpu_ns < burned[1] + 3_000_000
+    assert (factory is None) is IS_C and list(context.loop_threads.values()) == ["MainThread"]
+
+
+def test_enter_and_exit_request_by_hand():
+    """The mcp 1.x adapter's path: enter, run the handler, leave with an error kind."""
+    tag = context.tag_for("tools/call", {"name": "h"}, 1)
+    context.request_sinks.append(lambda tags: None)
+
+    async def main():
+        handle = context.enter_request(tag)
+        inside = (context.CURRENT.get(), [t for _, t in context.inflight()],
+                  context.tag_for_thread(threading.get_ident()))
+        await asyncio.sleep(0)
+        context.exit_request(handle, tag, "-32602")
+        return inside, context.CURRENT.get(), context.inflight()
+
+    inside, after, inflight = asyncio.run(main())
+    assert inside == (tag, [tag], tag)
+    assert after is None and inflight == [] and tag.error == "-32602" and tag.duration_ns > 0
+    assert list(context.finished) == [tag]
+
+
+@c_only  # the pure-Python path knows requests in flight by their tasks only
+def test_a_request_dropped_unawaited_leaves_the_inflight_list():
+    def drive():
+        aw = context.request(asyncio.sleep(0), context.tag_for("tools/call", {"name": "d"}, 1), True)
+        assert [t.target for _, t in context.inflight()] == ["d"]
+        aw.close()
+        return context.inflight()
+
+    assert isolated(drive) == []
+
+    def drop():  # freed without being closed: it leaves the list when deallocated
+        coro = asyncio.sleep(0)
+        context.request(coro, context.tag_for("tools/call", {"name": "e"}, 1), True)
+        coro.close()
+        return context.inflight()
+
+    assert isolated(drop) == []

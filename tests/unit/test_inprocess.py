@@ -74,7 +74,8 @@ def test_memory_keeps_live_allocations():
     del keep
 
 
-def test_in_process_mcp_server_is_profiled_per_tool():
+@pytest.mark.parametrize("exact_cpu", [False, True])
+def test_in_process_mcp_server_is_profiled_per_tool(exact_cpu):
     pytest.importorskip("mcp")
     from mcp import Client
 
@@ -89,14 +90,14 @@ def test_in_process_mcp_server_is_profiled_per_tool():
                 await client.call_tool("echo", {"text": "<b>hi</b>"})
                 await client.call_tool("cpu_async", {"n": 23})  # long enough on the loop to be sampled
 
-    with mcpprof.profile(rate_hz=1000, server=server) as p:
+    with mcpprof.profile(rate_hz=1000, server=server, exact_cpu=exact_cpu) as p:
         asyncio.run(drive())
     prof = p.profile
     stats = {key: st for key, st in prof.requests.stats.items()}
     assert stats[("tools/call", "cpu_sync")].count == 8
     assert stats[("tools/call", "echo")].count == 8
     summary = summarize(prof)
-    assert summary.cpu_source == "exact"
+    assert summary.cpu_source == ("exact" if exact_cpu else "sampled on the loop, measured on workers")
     row = summary.row("tools/call cpu_sync")
     assert row.cpu_ns and row.cpu_ns > summary.row("tools/call echo").cpu_ns
     assert "gen_ai.tool.name" in {k for s in prof.samples for k, _ in s.labels}
@@ -104,7 +105,7 @@ def test_in_process_mcp_server_is_profiled_per_tool():
     from mcpprof.mcp.sdk2 import middleware_list
 
     assert not any(getattr(m, "mcpprof_marker", False) for m in middleware_list(server) or [])
-    assert not context._thread_patches
+    assert not context._thread_patches and not context.metering and not context.installed
     assert not context.request_sinks or all(s.__name__ != "sink" for s in context.request_sinks)
 
 

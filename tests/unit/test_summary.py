@@ -238,6 +238,46 @@ def test_exact_request_cpu_beats_samples_and_fills_the_bucket() -> None:
     assert s.row(L.OUTSIDE_REQUESTS).cpu_ns == 40_000_000
 
 
+def _loop_profile() -> Profile:
+    """A default-agent profile: the loop thread's CPU deltas landed unevenly (a request that ran
+    after an idle tick got the idle stretch's CPU), a worker ran a sync tool measured exactly."""
+    main, sel = Frame("main", "/srv/server.py", 1), Frame("EpollSelector.select", "/usr/lib/python3.11/selectors.py", 2)
+    meta = {"request_cpu": "workers", "loop_threads": ["MainThread"], "process_cpu_ns": 200 * MS}
+    b = ProfileBuilder([SAMPLES, WALL, CPU], meta)
+    loop = {L.THREAD_NAME: "MainThread"}
+    b.add([main, sel], [20, 200 * MS, 10 * MS], loop)  # idle ticks: their CPU is not theirs
+    b.add([main, Frame("a", "/srv/server.py", 5)], [10, 100 * MS, 90 * MS], {**loop, L.METHOD: "tools/call", L.TOOL: "a"})
+    b.add([main, Frame("b", "/srv/server.py", 9)], [10, 100 * MS, 20 * MS], {**loop, L.METHOD: "tools/call", L.TOOL: "b"})
+    b.add([main, Frame("parse", "/srv/server.py", 12)], [5, 50 * MS, 10 * MS], loop)
+    b.add([main, Frame("a", "/srv/server.py", 5)], [3, 30 * MS, 0], {**loop, L.PHASE: L.STARTUP})  # not serving yet
+    b.add([Frame("run", "/srv/worker.py", 1), Frame("s", "/srv/server.py", 20)], [2, 20 * MS, 60 * MS],
+          {L.THREAD_NAME: "AnyIO worker thread", L.METHOD: "tools/call", L.TOOL: "s"})
+    p = b.build()
+    p.requests = RequestTable()
+    for name, cpu in (("a", 0), ("b", 0), ("s", 50 * MS)):
+        p.requests.record("tools/call", name, MS, cpu_ns=cpu)
+    return p
+
+
+def test_default_agent_splits_loop_cpu_by_running_samples_and_adds_worker_cpu():
+    from mcpprof.analyse.loopcpu import loop_cpu_by_request
+
+    p = _loop_profile()
+    # the loop's 130 ms while serving, split 100:100:50 by the running ticks' wall time
+    assert loop_cpu_by_request(p, ["MainThread"], 2, 1) == {
+        "tools/call a": 52 * MS, "tools/call b": 52 * MS, L.OUTSIDE_REQUESTS: 26 * MS}
+    s = summarize(p)
+    assert s.cpu_source == "sampled on the loop, measured on workers" and s.total_cpu_ns == 200 * MS
+    assert (s.row("tools/call a").cpu_ns, s.row("tools/call b").cpu_ns) == (52 * MS, 52 * MS)
+    assert s.row("tools/call s").cpu_ns == 50 * MS  # measured on its worker, not its samples' 60 ms
+    assert s.row(L.OUTSIDE_REQUESTS).cpu_ns == 200 * MS - 154 * MS
+    assert sum(r.cpu_share for r in s.rows if r.name != L.STARTUP_BUCKET) == pytest.approx(1.0)
+    # without the loop threads' names (an older profile) the samples' own CPU is used
+    p.metadata.pop("loop_threads")
+    old = summarize(p)
+    assert old.cpu_source == "sampled" and old.row("tools/call a").cpu_ns == 90 * MS
+
+
 def test_sync_tools_on_the_event_loop_are_reported():
     p = server_profile()
     p.metadata["frameworks"] = [{"kind": "fastmcp2", "package": "fastmcp", "version": "2.14.7",
