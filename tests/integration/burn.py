@@ -21,10 +21,16 @@ def burn_truth(report: Path, start: int = 0, end: Optional[int] = None) -> Dict[
     return truth
 
 
-def assert_exact_shares(summary: Any, truth: Dict[str, int], tools: Iterable[str], within: float = 0.03) -> None:
-    """The summary's exact per-tool CPU shares (among ``tools``) are within ``within`` of the truth's."""
+#: Summary.cpu_source of the agent with --exact-cpu, and of the default agent
+EXACT, DEFAULT = "exact", "sampled on the loop, measured on workers"
+
+
+def assert_exact_shares(summary: Any, truth: Dict[str, int], tools: Iterable[str], within: float = 0.03,
+                        source: str = EXACT) -> None:
+    """The summary's per-tool CPU shares (among ``tools``) are within ``within`` of the truth's, and
+    its CPU came from ``source``."""
     tools = list(tools)
-    assert summary.cpu_source == "exact"
+    assert summary.cpu_source == source
     measured = {name: summary.row(f"tools/call {name}").cpu_ns for name in tools}
     t_total, m_total = sum(truth[n] for n in tools), sum(measured.values())
     for name in tools:

@@ -93,10 +93,11 @@ def parse_args() -> argparse.Namespace:
 
 
 def instrument_in_code(server: Any, out_dir: str) -> None:
-    """What a user does without ``mcpprof run``: start the agent now and instrument the server."""
+    """What a user does without ``mcpprof run``: start the agent now and instrument the server
+    (with exact CPU per request, which the test checks for every framework)."""
     import mcpprof
     from mcpprof.launch.agent import start
     from mcpprof.launch.config import AgentConfig
 
-    start(AgentConfig(out_dir=out_dir, start="now", quiet=True, flush_s=0.5))
-    mcpprof.instrument(server)
+    start(AgentConfig(out_dir=out_dir, start="now", quiet=True, flush_s=0.5, exact_cpu=True))
+    mcpprof.instrument(server, exact_cpu=True)
