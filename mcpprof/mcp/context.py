@@ -18,12 +18,13 @@ another thread's context, so it also fills two maps:
 * ``thread_tags``: thread ident -> tag, set where a request's sync code starts running on a
   worker thread (``anyio.to_thread.run_sync`` and ``asyncio.to_thread`` are wrapped).
 
-CPU per request. By default the sampler's per-thread CPU weights give it for code on the event-loop
-thread (sampled from a SIGALRM handler on that thread, so without bias), and :func:`tagged`
-measures it exactly for sync code on worker threads: the ``to_thread`` wrappers run a request's
-callable under two thread-CPU clock reads (a sampler only sees a short sync call after it gave the
-GIL back, so sampling alone would charge its CPU to a later sample). :data:`loop_threads` names the
-threads requests run on, so a summary knows which samples' CPU to count. Exact CPU everywhere is
+CPU per request. By default the sampler gives it for code on the event-loop thread (that thread's
+CPU split by the samples that found each request running, :mod:`mcpprof.analyse.loopcpu`; the
+SIGALRM ticks are evenly spaced), and :func:`tagged` measures it exactly for sync code on worker
+threads: the ``to_thread`` wrappers run a request's callable under two thread-CPU clock reads (a
+sampler only sees a short sync call after it gave the GIL back, so sampling alone would charge its
+CPU to a later sample). :data:`loop_threads` names the threads requests run on, so a summary knows
+which samples to split. Exact CPU everywhere is
 opt-in (:data:`exact_cpu`, ``mcpprof run --exact-cpu``): the request's handler runs through
 :func:`metered`, which reads the thread CPU clock around each step of it (each ``send`` into the
 coroutine), so only the request's own steps are charged however requests interleave on the loop,

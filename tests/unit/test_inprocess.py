@@ -88,7 +88,7 @@ def test_in_process_mcp_server_is_profiled_per_tool(exact_cpu):
             for _ in range(8):
                 await client.call_tool("cpu_sync", {"n": 21})
                 await client.call_tool("echo", {"text": "<b>hi</b>"})
-                await client.call_tool("cpu_async", {"n": 23})  # long enough on the loop to be sampled
+                await client.call_tool("cpu_async", {"n": 25})  # long enough on the loop to be sampled
 
     with mcpprof.profile(rate_hz=1000, server=server, exact_cpu=exact_cpu) as p:
         asyncio.run(drive())
