@@ -141,7 +141,12 @@ async def switched(state_file: str, state: str, timeout: float = 30.0) -> None:
         except OSError:
             pass
         await asyncio.sleep(0.01)
-    raise SystemExit(f"the server did not switch to {state!r} within {timeout:g} s")
+    try:
+        with open(os.path.join(os.path.dirname(state_file), "server.stderr")) as fh:
+            tail = fh.read()[-2000:]
+    except OSError:
+        tail = ""
+    raise SystemExit(f"the server did not switch to {state!r} within {timeout:g} s\n{tail}")
 
 
 async def measure(states: List[str], args: argparse.Namespace, emit: Any) -> Dict[str, List[tuple]]:
@@ -155,7 +160,7 @@ async def measure(states: List[str], args: argparse.Namespace, emit: Any) -> Dic
         with open(state_file, "w") as fh:
             fh.write("off")
         command = [sys.executable, "-c", SERVER, state_file, str(args.rate), args.timer, tmp]
-        async with StdioClient(command) as client:
+        async with StdioClient(command, stderr=open(os.path.join(tmp, "server.stderr"), "wb")) as client:
             await client.initialize()
             await drive(client, mix, seconds=args.warmup, concurrency=args.concurrency)
             pid = client.pid or 0

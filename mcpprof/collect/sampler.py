@@ -27,6 +27,7 @@ about 900 bytes (18 MB) when every stack brings a new frame.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -85,6 +86,7 @@ class Sampler(TimerMixin, StackTable):
         self._forget = getattr(cpu_clock, "forget", None)
         self._refresh_every = max(1, int(self.rate_hz))  # thread names re-read about once a second
         self._lock = threading.Lock()
+        self._tick_owner = 0  # ident of the thread whose SIGALRM tick holds the lock (0: none)
         self._pid = os.getpid()
         self._thread: Optional[threading.Thread] = None
         self._stopping = False
@@ -128,7 +130,7 @@ class Sampler(TimerMixin, StackTable):
         if self._tagger is None:
             self._tagger = request_tagger()
         now = self._clock()
-        with self._lock:
+        with self._guard():
             if self._start_clock is None:
                 self._start_clock, self._start_ns = now, time.time_ns()
             self._last_tick = now
@@ -163,6 +165,14 @@ class Sampler(TimerMixin, StackTable):
     def __exit__(self, *exc: Any) -> None:
         self.stop()
 
+    def _guard(self) -> Any:
+        """The sampler's lock, unless this thread's SIGALRM tick holds it: another signal's handler
+        run inside the tick (the agent's SIGTERM handler writing the profile) reads the aggregate as
+        it is instead of waiting for itself forever."""
+        if self._tick_owner == threading.get_ident():
+            return contextlib.nullcontext()
+        return self._lock
+
     def _check_fork(self) -> None:
         """In a forked child the sampler thread is gone and may have died holding the lock."""
         if self._pid != os.getpid():
@@ -173,7 +183,7 @@ class Sampler(TimerMixin, StackTable):
     def reset(self) -> None:
         """Clear the aggregate and counters: a new window starts now."""
         self._check_fork()
-        with self._lock:
+        with self._guard():
             self._agg.clear()
             for st in self._tstate.values():
                 st[5] = False  # no fast path onto a key of the old window
@@ -381,7 +391,7 @@ class Sampler(TimerMixin, StackTable):
         self._check_fork()
         running = self.is_running
         now = self._clock() if running else None
-        with self._lock:
+        with self._guard():
             items = [(k, tuple(v)) for k, v in self._agg.items()]
             frames, stacks = list(self._frames), list(self._stacks)
             counters = dict(ticks=self._ticks, samples=self._samples, overflow_samples=self._overflow,

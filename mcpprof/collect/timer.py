@@ -24,6 +24,7 @@ class TimerMixin:
     _lock: Any
     _missed: int
     _own_cpu_ns: int
+    _tick_owner: int
     period_ns: int
 
     def _run(self) -> None:
@@ -91,11 +92,13 @@ class TimerMixin:
         if not lock.acquire(False):  # the main thread was interrupted while holding it: skip
             self._missed += 1
             return
+        self._tick_owner = threading.get_ident()
         try:
             self._tick(main_frame=frame, main_cpu=t0)
         except Exception as exc:
             self._note_error(exc)
         finally:
+            self._tick_owner = 0
             lock.release()
         t1 = time.thread_time_ns()
         self._own_cpu_ns += t1 - t0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
+import textwrap
 import threading
 import time
 
@@ -260,3 +262,25 @@ def test_stopping_the_signal_timer_leaves_no_alarm_behind():
     proc = subprocess.run([sys.executable, "-c", STOP_RACE], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "race condition" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+
+
+def test_a_signal_handler_run_inside_the_tick_can_snapshot_and_reset():
+    """The agent's SIGTERM handler can run inside the SIGALRM tick (both on the main thread): it
+    must read the aggregate, not wait forever for the lock its own thread holds."""
+    code = textwrap.dedent("""
+        import threading
+        from mcpprof.collect.sampler import Sampler
+        s = Sampler(100)
+        s._lock.acquire()
+        s._tick_owner = threading.get_ident()  # as _on_alarm sets it around the tick
+        p = s.snapshot()
+        s.reset()
+        s._tick_owner = 0
+        s._lock.release()
+        print("ok", p.metadata["collector"])
+    """)
+    try:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        pytest.fail("snapshot() inside the tick waited for the lock its own thread holds")
+    assert out.stdout.strip() == "ok sample", out.stderr[-2000:]
