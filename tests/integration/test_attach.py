@@ -19,7 +19,7 @@ from mcpprof.bench.drive import CallSpec, drive
 from mcpprof.launch.attach import socket_for
 from mcpprof.model import labels as L
 
-from .burn import assert_exact_shares, burn_truth
+from .burn import DEFAULT, EXACT, assert_exact_shares, burn_truth
 
 pytestmark = pytest.mark.slow
 
@@ -59,9 +59,16 @@ async def _attached(command: List[str], seconds: float, attach: Any, long_wait_m
     return result
 
 
-def test_agent_mode_per_tool_shares_within_3_points(tmp_path: Path) -> None:
+# an attach window of the agent with --exact-cpu, and of the default agent (1 kHz: enough samples of
+# the event loop in a 3 s window for 3 points)
+MODES = {"exact-cpu": (["--exact-cpu"], EXACT), "default": (["--rate", "1000"], DEFAULT)}
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_agent_mode_per_tool_shares_within_3_points(tmp_path: Path, mode: str) -> None:
     report = tmp_path / "burn.jsonl"
-    command = [PY, "-m", "mcpprof", "run", "--quiet", "--exact-cpu", "--out", str(tmp_path / "out"), "--", *SERVER,
+    options, source = MODES[mode]
+    command = [PY, "-m", "mcpprof", "run", "--quiet", *options, "--out", str(tmp_path / "out"), "--", *SERVER,
                "--burn-report", str(report)]
     marks: Dict[str, int] = {}
 
@@ -77,7 +84,7 @@ def test_agent_mode_per_tool_shares_within_3_points(tmp_path: Path) -> None:
     profile = asyncio.run(_attached(command, 4.5, attach))
     truth = burn_truth(report, marks["start"], marks["end"])
     assert profile.metadata["window"]["delta"] is True
-    assert_exact_shares(summarize(profile), truth, TOOLS)
+    assert_exact_shares(summarize(profile), truth, TOOLS, source=source)
     # samples carry the tool labels, the slowest requests and the async wait view are there
     tools = {dict(s.labels).get(L.TOOL) for s in profile.samples}
     assert {"cpu_async", "cpu_sync", "spawn"} <= tools
