@@ -7,7 +7,7 @@ belong to them. Heavier parts load on first use.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional
 
 from ._version import __version__
 

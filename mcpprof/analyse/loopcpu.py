@@ -14,13 +14,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterable, Optional
 
-from ..collect.threads import IDLE_LEAVES
+from ..collect.threads import is_idle_leaf
 from ..model import labels as L
-
-
-def _is_idle(frame: Any) -> bool:
-    base = frame.file.rsplit("/", 1)[-1]
-    return (base, frame.function) in IDLE_LEAVES or (base, frame.function.rsplit(".", 1)[-1]) in IDLE_LEAVES
 
 
 def loop_cpu_by_request(profile: Any, loop_threads: Iterable[str], cpu_i: int,
@@ -42,7 +37,8 @@ def loop_cpu_by_request(profile: Any, loop_threads: Iterable[str], cpu_i: int,
         leaf = ids[-1] if ids else -1
         is_idle = idle.get(leaf)
         if is_idle is None:
-            is_idle = idle[leaf] = leaf >= 0 and _is_idle(profile.frames[leaf])
+            f = profile.frames[leaf] if leaf >= 0 else None
+            is_idle = idle[leaf] = f is not None and is_idle_leaf(f.file, f.function, f.function.rsplit(".", 1)[-1])
         if not is_idle:
             name = L.request_name(labels)
             weights[name] = weights.get(name, 0) + (s.values[weight_i] if weight_i is not None else 1)

@@ -233,29 +233,29 @@ def summarize(profile: Profile, *, full_paths: bool = False) -> Summary:
     # threads is their CPU split by running samples (mcpprof.analyse.loopcpu).
     mode = profile.metadata.get("request_cpu")
     loop_names = set(profile.metadata.get("loop_threads") or ()) if mode == "workers" else set()
-    exact = bool(stats_by_name) and cpu_i is not None and (
+    measured = bool(stats_by_name) and cpu_i is not None and (
         (mode == "exact" and any(st.cpu_ns for st in stats_by_name.values())) or bool(loop_names))
-    process_cpu = _opt_int(profile.metadata.get("process_cpu_ns")) if exact else None
+    process_cpu = _opt_int(profile.metadata.get("process_cpu_ns")) if measured else None
     loop_cpu: Dict[str, int] = {}
-    if exact and process_cpu:
+    if measured and process_cpu:
         total_cpu = process_cpu
         if loop_names:
             loop_cpu = loop_cpu_by_request(profile, loop_names, cpu_i, wall_i if wall_i is not None else n_i)
-        exact_sum = sum(st.cpu_ns for st in stats_by_name.values()) + sum(
+        measured_sum = sum(st.cpu_ns for st in stats_by_name.values()) + sum(
             loop_cpu.get(name, 0) for name in stats_by_name)
     else:
-        exact = False
+        measured = False
     rows: List[RequestRow] = []
     for name, samples in groups.items():
         method, target = ident.get(name, ("", ""))
         row = RequestRow(name, method, target, cpu_ns=_sum(samples, cpu_i),
                          wall_ns=_sum(samples, wall_i), samples=_sum(samples, n_i))
         st = stats_by_name.get(name)
-        if exact:
+        if measured:
             if st is not None:
                 row.cpu_ns = st.cpu_ns + loop_cpu.get(name, 0)
             elif name == L.OUTSIDE_REQUESTS:
-                row.cpu_ns = max(0, total_cpu - exact_sum)
+                row.cpu_ns = max(0, total_cpu - measured_sum)
             elif name == L.STARTUP_BUCKET:  # before serving: not part of the serving CPU total
                 row.cpu_ns = _opt_int(profile.metadata.get("startup_cpu_ns"))
             else:
@@ -268,7 +268,7 @@ def summarize(profile: Profile, *, full_paths: bool = False) -> Summary:
         if row.cpu_ns is not None:
             if row.calls:
                 row.cpu_ms_per_call = row.cpu_ns / row.calls / 1e6
-            if total_cpu and not (exact and name == L.STARTUP_BUCKET):
+            if total_cpu and not (measured and name == L.STARTUP_BUCKET):
                 row.cpu_share = row.cpu_ns / total_cpu
         if weight_i is not None and samples:
             row.hottest_function, row.hottest_is_library, row.hottest_share = _hottest(
@@ -294,13 +294,13 @@ def summarize(profile: Profile, *, full_paths: bool = False) -> Summary:
     period = _opt_float(md.get("period_ns"))
     if rate is None and period:
         rate = 1e9 / period
-    if exact and not any(r.name == L.OUTSIDE_REQUESTS for r in rows):
-        rows.append(RequestRow(L.OUTSIDE_REQUESTS, "", "", cpu_ns=max(0, total_cpu - exact_sum),
-                               cpu_share=max(0, total_cpu - exact_sum) / total_cpu))
+    if measured and not any(r.name == L.OUTSIDE_REQUESTS for r in rows):
+        rows.append(RequestRow(L.OUTSIDE_REQUESTS, "", "", cpu_ns=max(0, total_cpu - measured_sum),
+                               cpu_share=max(0, total_cpu - measured_sum) / total_cpu))
         rows.sort(key=lambda r: (-(r.cpu_ns or 0), r.name))
     return Summary(
         sync_on_loop=sync_on_loop,
-        cpu_source=("sampled on the loop, measured on workers" if loop_names else "exact") if exact else "sampled",
+        cpu_source=("sampled on the loop, measured on workers" if loop_names else "exact") if measured else "sampled",
         rows=rows,
         total_cpu_ns=total_cpu,
         total_wall_ns=_sum(profile.samples, wall_i),

@@ -27,7 +27,6 @@ about 900 bytes (18 MB) when every stack brings a new frame.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import threading
@@ -38,14 +37,13 @@ from ..model.labels import THREAD_NAME
 from ..model.profile import CPU, SAMPLES, WALL, LabelSet, Profile, Sample
 from .stacktable import OVERFLOW_FUNCTION, RAW_CACHE_FRAMES, TRUNCATED_FUNCTION, StackTable  # noqa: F401
 from .stackutil import _compact, _environment, raw_key, stack_key_of
-from .threads import ThreadCpuClocks, is_idle_code, python_threads, request_tagger  # noqa: F401
+from .threads import (OWN_THREAD_PREFIX, UNNAMED_THREAD, ThreadBookMixin, ThreadCpuClocks,  # noqa: F401
+                      is_idle_code, python_threads, request_tagger)
 from .timer import TimerMixin
 
-UNNAMED_THREAD = "(unnamed)"
-OWN_THREAD_PREFIX = "mcpprof-"  # mcpprof's own threads (flush, control, recorders) are not sampled
 _LABEL_CACHE_MAX = 4096
 
-class Sampler(TimerMixin, StackTable):
+class Sampler(TimerMixin, ThreadBookMixin, StackTable):
     """Samples every other thread's stack ``rate_hz`` times a second (see the module docstring)."""
 
     sample_types = (SAMPLES, WALL, CPU)
@@ -164,14 +162,6 @@ class Sampler(TimerMixin, StackTable):
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
-
-    def _guard(self) -> Any:
-        """The sampler's lock, unless this thread's SIGALRM tick holds it: another signal's handler
-        run inside the tick (the agent's SIGTERM handler writing the profile) reads the aggregate as
-        it is instead of waiting for itself forever."""
-        if self._tick_owner == threading.get_ident():
-            return contextlib.nullcontext()
-        return self._lock
 
     def _check_fork(self) -> None:
         """In a forked child the sampler thread is gone and may have died holding the lock."""
@@ -322,7 +312,12 @@ class Sampler(TimerMixin, StackTable):
                 key = (sid, labels)
                 acc = agg.get(key)
                 if acc is None:
-                    sid, key, acc = self._new_key(sid, labels)
+                    if len(agg) >= self.max_stacks and sid != self._ovf_sid:
+                        sid = self._overflow_sid()
+                        key = (sid, labels)
+                        acc = agg.get(key)
+                    if acc is None:
+                        acc = agg[key] = [0, 0, 0]
                 st[6], st[7], st[8] = tl, key, acc
                 if sid == self._ovf_sid:
                     overflow += 1
@@ -339,51 +334,12 @@ class Sampler(TimerMixin, StackTable):
             for ident in [i for i in tstate if i not in frames or i == own]:
                 self._drop_thread(ident)
 
-    def _new_key(self, sid: int, labels: LabelSet) -> Tuple[int, Tuple[int, LabelSet], List[int]]:
-        """The aggregate entry for a (stack, labels) not seen yet: the overflow stack's once full."""
-        agg = self._agg
-        if len(agg) >= self.max_stacks and sid != self._ovf_sid:
-            sid = self._overflow_sid()
-        key = (sid, labels)
-        acc = agg.get(key)
-        if acc is None:
-            acc = agg[key] = [0, 0, 0]
-        return sid, key, acc
-
     def _make_labels(self, tl: Optional[LabelSet], name: str) -> LabelSet:
         labels = tuple(sorted([p for p in (tl or ()) if p[0] != THREAD_NAME] + [(THREAD_NAME, name)]))
         if len(self._labels) >= _LABEL_CACHE_MAX:
             self._labels.clear()
         self._labels[(tl, name)] = labels
         return labels
-
-    def _name_of(self, ident: int) -> str:
-        self._refresh_threads()  # not a threading thread if still unknown: remember that
-        return self._names.setdefault(ident, UNNAMED_THREAD)
-
-    def _refresh_threads(self) -> None:
-        try:
-            info = self._threads_fn()
-        except Exception as exc:
-            return self._note_error(exc)
-        for ident, (name, nid) in info.items():
-            old = self._native.get(ident)
-            if old is not None and nid is not None and old != nid and ident in self._tstate:
-                self._drop_thread(ident)  # the ident now belongs to another thread
-            self._native[ident] = nid
-            self._names[ident] = str(name)
-        self._own_threads.clear()
-        self._own_threads.update(i for i, (name, _) in info.items() if str(name).startswith(OWN_THREAD_PREFIX))
-
-    def _drop_thread(self, ident: int) -> None:
-        self._tstate.pop(ident, None)
-        self._names.pop(ident, None)
-        self._native.pop(ident, None)
-        try:
-            if self._forget is not None:
-                self._forget(ident)
-        except Exception:
-            pass
 
     # -- results -------------------------------------------------------------------------------
     def snapshot(self) -> Profile:

@@ -1,5 +1,6 @@
-"""Threads as the sampler sees them: names, per-thread CPU clocks, which leaf frames mean
-"waiting", and the default tagger (the MCP request running on a thread). Stdlib only."""
+"""Threads as the sampler sees them: names (the sampler's book of threads), per-thread CPU clocks,
+which leaf frames mean "waiting", and the default tagger (the MCP request running on a thread).
+Stdlib only."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..model.profile import LabelSet
+
+UNNAMED_THREAD = "(unnamed)"
+OWN_THREAD_PREFIX = "mcpprof-"  # mcpprof's own threads (flush, control, recorders) are not sampled
 
 #: Leaf frames (file name, function) of a thread that is waiting, not running: the CPU a thread used
 #: since its previous sample is not charged to such a stack but carried to its next running one.
@@ -22,9 +26,14 @@ IDLE_LEAVES = frozenset({
 })
 
 
+def is_idle_leaf(filename: str, qualname: str, name: str) -> bool:
+    """Whether a leaf frame in ``filename`` running ``qualname`` (``name``) means "waiting"."""
+    base = filename.rsplit("/", 1)[-1]
+    return (base, qualname) in IDLE_LEAVES or (base, name) in IDLE_LEAVES
+
+
 def is_idle_code(code: Any) -> bool:
-    base = code.co_filename.rsplit("/", 1)[-1]
-    return (base, getattr(code, "co_qualname", code.co_name)) in IDLE_LEAVES or (base, code.co_name) in IDLE_LEAVES
+    return is_idle_leaf(code.co_filename, getattr(code, "co_qualname", code.co_name), code.co_name)
 
 
 class ThreadCpuClocks:
@@ -54,6 +63,46 @@ class ThreadCpuClocks:
 
     def forget(self, ident: int) -> None:
         self._ids.pop(ident, None)
+
+
+class ThreadBookMixin:
+    """The sampler's book of threads: names, native ids, mcpprof's own threads (not sampled)."""
+
+    _threads_fn: Callable[[], Dict[int, Tuple[str, Optional[int]]]]
+    _names: Dict[int, str]
+    _native: Dict[int, Optional[int]]
+    _own_threads: set
+    _tstate: Dict[int, list]
+    _forget: Any
+    _note_error: Callable[[BaseException], None]
+
+    def _name_of(self, ident: int) -> str:
+        self._refresh_threads()  # not a threading thread if still unknown: remember that
+        return self._names.setdefault(ident, UNNAMED_THREAD)
+
+    def _refresh_threads(self) -> None:
+        try:
+            info = self._threads_fn()
+        except Exception as exc:
+            return self._note_error(exc)
+        for ident, (name, nid) in info.items():
+            old = self._native.get(ident)
+            if old is not None and nid is not None and old != nid and ident in self._tstate:
+                self._drop_thread(ident)  # the ident now belongs to another thread
+            self._native[ident] = nid
+            self._names[ident] = str(name)
+        self._own_threads.clear()
+        self._own_threads.update(i for i, (name, _) in info.items() if str(name).startswith(OWN_THREAD_PREFIX))
+
+    def _drop_thread(self, ident: int) -> None:
+        self._tstate.pop(ident, None)
+        self._names.pop(ident, None)
+        self._native.pop(ident, None)
+        try:
+            if self._forget is not None:
+                self._forget(ident)
+        except Exception:
+            pass
 
 
 def python_threads() -> Dict[int, Tuple[str, Optional[int]]]:

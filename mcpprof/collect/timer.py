@@ -7,6 +7,7 @@ The handler leaves its own CPU out of the CPU it charges to the code it interrup
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from typing import Any
@@ -15,8 +16,8 @@ _LONG_WAIT_NS = 50_000_000  # longer sleeps wait on an Event, so stop() is promp
 
 
 class TimerMixin:
-    """Adds the thread loop ``_run`` and ``_signal_usable``, ``_start_signal``, ``_on_alarm``,
-    ``_stop_signal`` to the Sampler."""
+    """Adds the thread loop ``_run``, the lock guard ``_guard`` and ``_signal_usable``,
+    ``_start_signal``, ``_on_alarm``, ``_stop_signal`` to the Sampler."""
 
     _signal_on: bool
     _timer_used: str
@@ -25,7 +26,16 @@ class TimerMixin:
     _missed: int
     _own_cpu_ns: int
     _tick_owner: int
+    _tstate: dict
     period_ns: int
+
+    def _guard(self) -> Any:
+        """The sampler's lock, unless this thread's SIGALRM tick holds it: another signal's handler
+        run inside the tick (the agent's SIGTERM handler writing the profile) reads the aggregate as
+        it is instead of waiting for itself forever."""
+        if self._tick_owner == threading.get_ident():
+            return contextlib.nullcontext()
+        return self._lock
 
     def _run(self) -> None:
         own = threading.get_ident()
@@ -92,7 +102,7 @@ class TimerMixin:
         if not lock.acquire(False):  # the main thread was interrupted while holding it: skip
             self._missed += 1
             return
-        self._tick_owner = threading.get_ident()
+        self._tick_owner = ident = threading.get_ident()
         try:
             self._tick(main_frame=frame, main_cpu=t0)
         except Exception as exc:
@@ -102,7 +112,7 @@ class TimerMixin:
             lock.release()
         t1 = time.thread_time_ns()
         self._own_cpu_ns += t1 - t0
-        st = self._tstate.get(threading.get_ident())
+        st = self._tstate.get(ident)
         if st is not None and st[0] is not None:  # the next CPU delta leaves this handler out
             st[0] += t1 - t0
 

@@ -29,8 +29,7 @@ from typing import Any, Dict, List, Optional, Set
 from ..errors import CollectorUnavailable
 from ..model import labels as L
 from ..model.profile import CALLS, CPU, WALL, Frame, LabelSet, Profile, ProfileBuilder
-
-OWN_THREAD_PREFIX = "mcpprof-"
+from .threads import OWN_THREAD_PREFIX
 MAX_DEPTH = 128
 MAX_STACKS = 20_000
 

@@ -31,9 +31,9 @@ coroutine), so only the request's own steps are charged however requests interle
 and tasks spawned inside a request are metered the same way by the task factory. That costs two
 clock reads (system calls) per step and the factory on every task the loop makes.
 
-A finished request is queued (:data:`finished`), not handed to the sinks on its own path:
-:func:`drain` hands the queue to :data:`request_sinks`; readers of the sinks' data drain first, the
-agent's background thread drains every second, and a request drains itself when the queue is long.
+Finished requests go to the sinks in batches (:mod:`mcpprof.mcp.finished`: :data:`finished`,
+:func:`drain`, :data:`request_sinks`, re-exported here); the pure-Python metered awaitable is in
+:mod:`mcpprof.mcp.metered`.
 
 Stdlib only, nothing happens at import, and every hook is reversible (:func:`uninstall_thread_hooks`).
 """
@@ -41,8 +41,6 @@ Stdlib only, nothing happens at import, and every hook is reversible (:func:`uni
 from __future__ import annotations
 
 import asyncio
-import collections
-import collections.abc
 import contextvars
 import functools
 import sys
@@ -52,6 +50,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..model import labels as L
 
+from .finished import DRAIN_AT, drain, finished, request_sinks  # noqa: F401 (part of this module's API)
+from .metered import _Metered
 from .tags import (_TARGETS, TOOL_ERROR, LabelSet, PyRequestTag, RequestTag, _C, _label_cache,  # noqa: F401
                    _label_entry, error_kind, is_tool_error, tag_for)
 
@@ -63,34 +63,6 @@ thread_tags: Dict[int, RequestTag] = {}
 loops: Dict[int, Any] = {}  # thread ident -> the event loop that thread runs (pure-Python path)
 #: thread ident -> name of each thread requests were entered on (the event-loop threads)
 loop_threads: Dict[int, str] = {}
-
-#: Called by :func:`drain` with a list of finished request tags, oldest first (each carries its
-#: ``duration_ns`` and ``error`` kind, None for a success).
-request_sinks: List[Callable[[List[Any]], None]] = []
-#: Finished requests not yet handed to the sinks (queued only while there are sinks).
-finished: "collections.deque[Any]" = collections.deque()
-DRAIN_AT = 65536  # a request drains the queue itself when it is this long (nobody else did)
-_drain_lock = threading.Lock()
-
-
-def drain() -> None:
-    """Hand the finished requests to :data:`request_sinks`, oldest first (from any thread; call it
-    before reading what the sinks recorded). Never raises."""
-    with _drain_lock:
-        batch = []
-        pop, append = finished.popleft, batch.append
-        try:
-            while True:
-                append(pop())
-        except IndexError:
-            pass
-        if not batch:
-            return
-        for sink in list(request_sinks):
-            try:
-                sink(batch)
-            except Exception:  # a sink must never fail a request
-                pass
 
 _current_tasks: Dict[Any, Any] = getattr(asyncio.tasks, "_current_tasks", {})
 _thread_cpu = time.thread_time_ns
@@ -229,61 +201,6 @@ def exit_request(handle: Any, tag: Any, error: Optional[str] = None) -> None:
 
 
 # -- exact CPU of a request's steps -------------------------------------------------------------
-
-class _Metered(collections.abc.Coroutine):
-    """A coroutine (or awaitable) whose every step charges the thread CPU it takes to ``tag``.
-    Transparent to await-chain walkers: ``cr_frame`` / ``cr_await`` are the wrapped coroutine's."""
-
-    __slots__ = ("_inner", "_it", "_tag")
-
-    def __init__(self, inner: Any, tag: RequestTag):
-        self._inner = inner
-        self._it = inner if hasattr(inner, "send") and hasattr(inner, "throw") else inner.__await__()
-        self._tag = tag
-
-    def send(self, value: Any = None) -> Any:
-        t0 = _thread_cpu()
-        try:
-            return self._it.send(value)
-        finally:
-            self._tag.cpu_ns += _thread_cpu() - t0
-
-    __next__ = send  # the step the event loop takes: send(None), with no extra call
-
-    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:  # type: ignore[override]
-        t0 = _thread_cpu()
-        try:
-            if val is None and tb is None:
-                return self._it.throw(typ)
-            return self._it.throw(typ, val, tb)
-        finally:
-            self._tag.cpu_ns += _thread_cpu() - t0
-
-    def close(self) -> None:
-        self._it.close()
-
-    def __await__(self) -> Any:
-        return self
-
-    def __iter__(self) -> Any:
-        return self
-
-    @property
-    def cr_frame(self) -> Any:
-        return getattr(self._inner, "cr_frame", None)
-
-    @property
-    def cr_await(self) -> Any:
-        return getattr(self._inner, "cr_await", None)
-
-    @property
-    def cr_running(self) -> bool:
-        return bool(getattr(self._inner, "cr_running", False))
-
-    @property
-    def cr_code(self) -> Any:
-        return getattr(self._inner, "cr_code", None)
-
 
 def metered(awaitable: Any, tag: Any) -> Any:
     """``awaitable`` with the CPU of each of its steps charged to ``tag`` (while hooks are installed)."""

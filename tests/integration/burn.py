@@ -23,6 +23,10 @@ def burn_truth(report: Path, start: int = 0, end: Optional[int] = None) -> Dict[
 
 #: Summary.cpu_source of the agent with --exact-cpu, and of the default agent
 EXACT, DEFAULT = "exact", "sampled on the loop, measured on workers"
+#: ``mcpprof run`` options of both accountings and the cpu_source each gives: --exact-cpu measures
+#: every step; the default agent measures worker threads and samples the event loop, at 1 kHz so a
+#: test's few seconds hold enough samples for 3 points.
+AGENT_MODES = {"exact-cpu": (["--exact-cpu"], EXACT), "default": (["--rate", "1000"], DEFAULT)}
 
 
 def assert_exact_shares(summary: Any, truth: Dict[str, int], tools: Iterable[str], within: float = 0.03,

@@ -19,7 +19,7 @@ from mcpprof.bench.drive import CallSpec, drive
 from mcpprof.launch.attach import socket_for
 from mcpprof.model import labels as L
 
-from .burn import DEFAULT, EXACT, assert_exact_shares, burn_truth
+from .burn import AGENT_MODES, assert_exact_shares, burn_truth
 
 pytestmark = pytest.mark.slow
 
@@ -59,15 +59,10 @@ async def _attached(command: List[str], seconds: float, attach: Any, long_wait_m
     return result
 
 
-# an attach window of the agent with --exact-cpu, and of the default agent (1 kHz: enough samples of
-# the event loop in a 3 s window for 3 points)
-MODES = {"exact-cpu": (["--exact-cpu"], EXACT), "default": (["--rate", "1000"], DEFAULT)}
-
-
-@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("mode", list(AGENT_MODES))
 def test_agent_mode_per_tool_shares_within_3_points(tmp_path: Path, mode: str) -> None:
     report = tmp_path / "burn.jsonl"
-    options, source = MODES[mode]
+    options, source = AGENT_MODES[mode]
     command = [PY, "-m", "mcpprof", "run", "--quiet", *options, "--out", str(tmp_path / "out"), "--", *SERVER,
                "--burn-report", str(report)]
     marks: Dict[str, int] = {}

@@ -15,23 +15,19 @@ from mcpprof.analyse.summary import summarize
 from mcpprof.bench.client import StdioClient
 from mcpprof.bench.drive import CallSpec, drive
 
+from .burn import AGENT_MODES
+
 pytestmark = pytest.mark.slow
 
 PY = sys.executable
 TOOLS = {"cpu_async": 23, "cpu_sync": 22, "spawn": 24}  # different, known amounts of CPU per call
 
 
-# The default agent measures worker-thread CPU and samples the event-loop thread: 1 kHz gives the
-# sampled shares enough samples for 3 points over 4 s. --exact-cpu measures every step.
-MODES = {"default": (["--rate", "1000"], "sampled on the loop, measured on workers"),
-         "exact-cpu": (["--exact-cpu"], "exact")}
-
-
-@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("mode", list(AGENT_MODES))
 def test_per_tool_cpu_shares_within_3_points(tmp_path: Path, mode: str) -> None:
     report = tmp_path / "burn.jsonl"
     out = tmp_path / "out"
-    options, source = MODES[mode]
+    options, source = AGENT_MODES[mode]
     command = [PY, "-m", "mcpprof", "run", "--quiet", *options, "--out", str(out), "--", PY, "-m",
                "mcpprof.examples.server", "--burn-report", str(report)]
     calls = [CallSpec("tools/call", name, {"n": n}) for name, n in TOOLS.items()]

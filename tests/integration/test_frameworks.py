@@ -22,7 +22,7 @@ from mcpprof.bench.client import CallError, StdioClient
 from mcpprof.bench.drive import CallSpec, drive
 
 from . import framework_venvs
-from .burn import DEFAULT, EXACT, assert_exact_shares, burn_truth
+from .burn import AGENT_MODES, assert_exact_shares, burn_truth
 
 pytestmark = pytest.mark.slow
 
@@ -81,18 +81,13 @@ def _check_frameworks(profile: mcpprof.Profile, case: Case, python: Path) -> Non
     assert any(e["sync_tools"] == "event loop" for e in entries) is case.inline
 
 
-# --exact-cpu measures every step; the default agent samples the event loop (1 kHz: enough samples
-# in 3 s for 3 points) and measures worker threads.
-MODES = {"exact-cpu": (["--exact-cpu"], EXACT), "default": (["--rate", "1000"], DEFAULT)}
-
-
-@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("mode", list(AGENT_MODES))
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_launched_server_tags_cpu_and_loop_blocking(case: Case, framework_pythons: Dict[str, object],
                                                      tmp_path: Path, mode: str) -> None:
     python = _python(framework_pythons, case)
     report, out = tmp_path / "burn.jsonl", tmp_path / "out"
-    options, source = MODES[mode]
+    options, source = AGENT_MODES[mode]
     command = [PY, "-m", "mcpprof", "run", "--quiet", *options, "--out", str(out), "--",
                str(python), str(SERVERS / case.script), "--burn-report", str(report)]
     calls = [CallSpec("tools/call", name, {"n": n}) for name, n in TOOLS.items()]
