@@ -36,12 +36,13 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from ..model.labels import THREAD_NAME
 from ..model.profile import CPU, SAMPLES, WALL, LabelSet, Profile, Sample
 from .stacktable import OVERFLOW_FUNCTION, RAW_CACHE_FRAMES, TRUNCATED_FUNCTION, StackTable  # noqa: F401
-from .stackutil import _compact, _environment, raw_key, stack_key_of
+from .stackutil import _compact, _environment, raw_key, sample_threads, stack_key_of
 from .threads import (OWN_THREAD_PREFIX, UNNAMED_THREAD, ThreadBookMixin, ThreadCpuClocks,  # noqa: F401
                       is_idle_code, python_threads, request_tagger)
 from .timer import TimerMixin
 
 _LABEL_CACHE_MAX = 4096
+_RAN_GAP = 10  # a gap between ticks longer than this many periods: the process was stopped
 
 class Sampler(TimerMixin, ThreadBookMixin, StackTable):
     """Samples every other thread's stack ``rate_hz`` times a second (see the module docstring)."""
@@ -98,6 +99,7 @@ class Sampler(TimerMixin, ThreadBookMixin, StackTable):
         self._labels: Dict[Tuple[Any, str], LabelSet] = {}
         self._agg: Dict[Tuple[int, LabelSet], List[int]] = {}  # (stack, labels) -> [n, wall, cpu]
         self._last_tick: Optional[int] = None
+        self._ran_ns = 0
         self._own_base: Optional[int] = None  # the running sampler thread's CPU at window start
         self._new_window(None)
         #: Optional ``hook(ident, stack id, labels, wall ns, cpu ns)`` called for every sample taken,
@@ -105,6 +107,12 @@ class Sampler(TimerMixin, ThreadBookMixin, StackTable):
         self.sample_hook: Optional[Callable[[int, int, LabelSet, int, int], None]] = None
 
     # -- control -------------------------------------------------------------------------------
+    @property
+    def ran_ns(self) -> int:
+        """Time the process has run while sampled, summed over the ticks' gaps (a gap longer than
+        ``_RAN_GAP`` periods, as over a SIGSTOP or a suspend, counts one period). Never reset."""
+        return self._ran_ns
+
     @property
     def samples(self) -> int:
         """Samples taken in the current window (one per thread per tick)."""
@@ -225,6 +233,7 @@ class Sampler(TimerMixin, ThreadBookMixin, StackTable):
         if self._start_clock is None:  # sampled by hand: the first tick covers one period
             self._start_clock, self._start_ns = now - wall, time.time_ns() - wall
         self._ticks += 1
+        self._ran_ns += wall if wall <= _RAN_GAP * self.period_ns else self.period_ns
         first_tick = self._ticks == 1  # threads seen now were there before sampling began
         if self._ticks % self._refresh_every == 1 or self._refresh_every == 1:
             self._refresh_threads()
@@ -243,7 +252,20 @@ class Sampler(TimerMixin, ThreadBookMixin, StackTable):
         ovf_sid = self._ovf_sid
         stack_key, stack_ids = self._stack_key, self._stack_ids
         own_threads = self._own_threads
-        for ident, top in frames.items():
+        items: Any = frames.items()
+        fast = self._fast_args()
+        if fast is not None:  # C: every thread whose sample needs nothing new; the rest below
+            slow: List[int] = []
+            errors: List[BaseException] = []
+            tags, serving, startup, clocks = fast
+            n, overflow = sample_threads(frames, tags, serving, startup, tstate, own_threads, own, main_ident,
+                                         main_cpu, wall, self._locs, self._cache_location, stack_ids,
+                                         self._new_stack, idle_codes, self._idle_of, names, lcache, self._make_labels,
+                                         agg, self.max_stacks, ovf_sid, hook, clocks, slow, errors)
+            for exc in errors:
+                self._note_error(exc)
+            items = [(ident, frames[ident]) for ident in slow]
+        for ident, top in items:
             if ident == own or ident in own_threads:
                 continue
             n += 1
@@ -274,10 +296,10 @@ class Sampler(TimerMixin, ThreadBookMixin, StackTable):
                 if cpu == 0 and cur is not None and st[3] >= 0 and st[1] == id(top) and st[2] == lasti:
                     sid = st[3]  # the thread has not run since the last tick: same stack
                 elif stack_key is not None:  # C: frame ids straight from the location cache
-                    key = stack_key(top, self._locs)
+                    key = stack_key(top, self._locs, self._cache_location)
                     sid = stack_ids.get(key) if key is not None else None
                     if sid is None:
-                        sid = self._resolve(top) if key is None else self._stack_id(list(reversed(key)))
+                        sid = self._resolve(top) if key is None else self._new_stack(key)
                     st[1], st[2], st[3] = id(top), lasti, sid
                 else:
                     ids = raw_key(top)
@@ -289,10 +311,8 @@ class Sampler(TimerMixin, ThreadBookMixin, StackTable):
                 # a thread found waiting keeps it pending for its next running sample.
                 code = top.f_code
                 idle = idle_codes.get(id(code))
-                if idle is None:
-                    idle = idle_codes[id(code)] = (code, is_idle_code(code))
-                st[5] = idle[1]
-                if idle[1]:
+                st[5] = idle = idle[1] if idle is not None else self._idle_of(code)
+                if idle:
                     st[4] += cpu
                     cpu = 0
                 elif st[4]:
@@ -333,6 +353,25 @@ class Sampler(TimerMixin, ThreadBookMixin, StackTable):
         if len(tstate) > n:  # some threads are gone
             for ident in [i for i in tstate if i not in frames or i == own]:
                 self._drop_thread(ident)
+
+    def _fast_args(self) -> Optional[Tuple[Any, bool, Any, Dict[int, Any]]]:
+        """What the C tick needs beyond the sampler's own tables (this tick's thread -> request map,
+        whether the server is serving, the start-up labels, the CPU clock ids), or None where the
+        Python loop does all: no C walk, fake frames, another tagger or CPU clock."""
+        if sample_threads is None or self._stack_key is None:
+            return None
+        fast = getattr(self._tagger, "fast", None)
+        clocks = getattr(self._cpu_clock, "ids", None)
+        if fast is None or clocks is None:
+            return None
+        captured, context, startup = fast
+        return captured[0], context.serving, startup, clocks
+
+    def _idle_of(self, code: Any) -> bool:
+        """Whether ``code`` at the top of a stack means "waiting" (cached by id, code kept alive)."""
+        idle = is_idle_code(code)
+        self._idle[id(code)] = (code, idle)
+        return idle
 
     def _make_labels(self, tl: Optional[LabelSet], name: str) -> LabelSet:
         labels = tuple(sorted([p for p in (tl or ()) if p[0] != THREAD_NAME] + [(THREAD_NAME, name)]))

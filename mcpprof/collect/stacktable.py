@@ -68,6 +68,24 @@ class StackTable:
             self._remember_raw(ids, sid)
         return sid
 
+    def _cache_location(self, f: Any) -> Optional[int]:
+        """Intern frame ``f``'s location and cache it for the C walk; its frame id, or None when
+        the frame table is full or the location cannot be cached."""
+        code, lasti = f.f_code, f.f_lasti
+        name = getattr(code, "co_qualname", None) or code.co_name
+        fid = self._intern(Frame(name, code.co_filename, line_of(code, lasti, f)))
+        refs = self._code_refs
+        if fid < 0 or self._nlocs >= self.max_frames or (id(code) not in refs and len(refs) >= self.max_frames):
+            return None
+        refs[id(code)] = code
+        self._locs.setdefault(id(code), {})[lasti] = fid
+        self._nlocs += 1
+        return fid
+
+    def _new_stack(self, key: Tuple[int, ...]) -> int:
+        """Stack id of a stack key from the C walk (frame ids root first), interned if new."""
+        return self._stack_id(list(reversed(key)))
+
     def _remember_raw(self, ids: Sequence[int], sid: int) -> None:
         if self._raw_frames + len(ids) // 2 > RAW_CACHE_FRAMES:
             self._raw.clear()

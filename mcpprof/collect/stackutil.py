@@ -39,6 +39,8 @@ def cached_fids(ids: Sequence[int], locs: Dict[int, Dict[int, int]]) -> Optional
 
 
 _W = load_extension("mcpprof.collect._walk")
+#: The sampler's per-thread loop in C for threads whose sample needs nothing new (None: not built).
+sample_threads: Optional[Callable[..., Tuple[int, int]]] = getattr(_W, "sample_threads", None)
 
 
 def stack_key_of(frames_fn: Callable[[], Dict[int, Any]]) -> Optional[Callable[[Any, Dict[int, Dict[int, int]]],

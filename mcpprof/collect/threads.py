@@ -41,28 +41,28 @@ class ThreadCpuClocks:
     once per ident, while the thread is known to be alive; ``forget(ident)`` drops it."""
 
     def __init__(self) -> None:
-        self._ids: Dict[int, Any] = {}
+        self.ids: Dict[int, Any] = {}  # ident -> clock id, or False (read by the sampler's C tick)
         self._getid = getattr(time, "pthread_getcpuclockid", None)
         self._gettime = getattr(time, "clock_gettime_ns", None)
         self.available = self._getid is not None and self._gettime is not None
 
     def __call__(self, ident: int) -> Optional[int]:
-        clk = self._ids.get(ident)
+        clk = self.ids.get(ident)
         if clk is None and self.available:
             try:
-                clk = self._ids[ident] = self._getid(ident)  # type: ignore[misc]
+                clk = self.ids[ident] = self._getid(ident)  # type: ignore[misc]
             except Exception:
-                clk = self._ids[ident] = False
+                clk = self.ids[ident] = False
         if clk is None or clk is False:
             return None
         try:
             return self._gettime(clk)  # type: ignore[misc]
         except Exception:  # the thread is gone, or its ident was reused: look it up next time
-            self._ids.pop(ident, None)
+            self.ids.pop(ident, None)
             return None
 
     def forget(self, ident: int) -> None:
-        self._ids.pop(ident, None)
+        self.ids.pop(ident, None)
 
 
 class ThreadBookMixin:
@@ -151,4 +151,6 @@ def request_tagger() -> Callable[[int], Optional[LabelSet]]:
 
     tagger.capture = capture  # type: ignore[attr-defined]
     tagger.tag_of = tag_of  # type: ignore[attr-defined]
+    if tag_for_loop is None:  # the sampler's C tick reads the captured map itself
+        tagger.fast = (captured, context, startup)  # type: ignore[attr-defined]
     return tagger

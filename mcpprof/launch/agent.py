@@ -146,20 +146,28 @@ class Agent:
         return self.requests.total_count
 
     def _flush_loop(self) -> None:
-        # Adaptive: writing takes at most FLUSH_BUDGET of the time (a big profile flushes less often).
-        # Without periodic writes the thread still hands finished requests to the sinks every second.
+        # Periodic writes are spaced by the time the server ran (the in-process sampler's ran_ns, else
+        # the wall clock): a server stopped (SIGSTOP, a debugger) writes nothing new when it goes on.
+        # Adaptive: writing takes at most FLUSH_BUDGET of that time (in CPU; a big profile flushes
+        # less often). Between writes the thread hands finished requests to the sinks every second.
         from ..mcp import context
 
-        interval = self.config.flush_s or 1.0
-        while not self._stop.wait(interval):
-            if self.config.flush_s <= 0:
+        step = self.config.flush_s if self.config.flush_s > 0 else 1.0
+        interval, since = step, self._ran_ns()
+        while not self._stop.wait(step):
+            if self.config.flush_s <= 0 or self._ran_ns() - since < interval * 0.9e9:  # ticks jitter
                 context.drain()
                 continue
+            since = self._ran_ns()
             t0 = time.thread_time_ns()  # the CPU writing takes (its wall time includes GIL waits)
             self.flush(level=0)
             spent = time.thread_time_ns() - t0
             self.flush_ns += spent
             interval = max(self.config.flush_s, spent / 1e9 / FLUSH_BUDGET)
+
+    def _ran_ns(self) -> int:
+        ran = getattr(self.sampler, "ran_ns", None)
+        return ran if isinstance(ran, int) else time.monotonic_ns()
 
     # -- writing ---------------------------------------------------------------------------------
     def build_profile(self, complete: bool, end_reason: str = "", spans_limit: Optional[int] = None) -> Any:
