@@ -78,8 +78,8 @@ def _ours(profile) -> Dict[Any, List[int]]:
     return {k: v for k, v in by_stack(profile).items() if dict(k[1]).get("thread.name") in NAMES}
 
 
-def _sample(monkeypatch, c_tick: bool, ticks: int = 6, hook: Any = None, **kwargs) -> Dict[str, Any]:
-    """Run ``ticks`` ticks with the C tick or the Python loop; what came out."""
+def _spy_on_the_c_tick(monkeypatch) -> List[List[int]]:
+    """Per tick from now on, the idents the C tick left to the Python loop."""
     slow: List[List[int]] = []
     real = sampler_mod.sample_threads
 
@@ -88,7 +88,17 @@ def _sample(monkeypatch, c_tick: bool, ticks: int = 6, hook: Any = None, **kwarg
         slow.append(list(args[-2]))
         return out
 
-    monkeypatch.setattr(sampler_mod, "sample_threads", spy if c_tick else None)
+    monkeypatch.setattr(sampler_mod, "sample_threads", spy)
+    return slow
+
+
+def _sample(monkeypatch, c_tick: bool, ticks: int = 6, hook: Any = None, **kwargs) -> Dict[str, Any]:
+    """Run ``ticks`` ticks with the C tick or the Python loop; what came out."""
+    if c_tick:
+        slow = _spy_on_the_c_tick(monkeypatch)
+    else:
+        slow = []
+        monkeypatch.setattr(sampler_mod, "sample_threads", None)
     s = Sampler(clock=Ticking(), **kwargs)
     calls: List[tuple] = []
     s.sample_hook = hook or (lambda ident, sid, labels, wall, cpu: calls.append(
@@ -150,15 +160,7 @@ def test_the_c_tick_walks_a_running_thread_and_interns_its_new_stacks(monkeypatc
     t.start()
     ready.wait()
     try:
-        slow: List[List[int]] = []
-        real = sampler_mod.sample_threads
-
-        def spy(*args):
-            result = real(*args)
-            slow.append(list(args[-2]))
-            return result
-
-        monkeypatch.setattr(sampler_mod, "sample_threads", spy)
+        slow = _spy_on_the_c_tick(monkeypatch)
         s = Sampler()
         for _ in range(30):
             s.sample_once()
