@@ -9,7 +9,11 @@ thread holds the GIL the sampler gets it back at most every ``sys.getswitchinter
 the real rate can be lower than asked; the weights are measured deltas and stay right.
 Runs inside the server: stdlib only, nothing at import, never prints, errors counted, not raised.
 
-Hot path: with the C walk (:mod:`mcpprof.collect._walk`) a stack's frame ids come straight from a
+Hot path: with the C extension (:mod:`mcpprof.collect._walk`) a tick's per-thread loop runs in C
+(``sample_threads``) for every thread whose state, CPU clock and name the sampler already has; new
+locations, stacks, idle rules and label sets are interned through this class's callbacks, and only
+new threads and full tables go through the Python loop below (which is the whole tick without the
+extension, with fake frames or another tagger). A stack's frame ids come straight from a
 (code, f_lasti) -> frame cache, else from a raw-stack cache keyed by its (id(code), f_lasti) pairs;
 a location not cached yet is resolved once (lines from ``co_lines()``).
 A thread whose CPU clock did not move and whose top frame is the same object at the same f_lasti is
