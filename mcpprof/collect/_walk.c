@@ -104,18 +104,18 @@ static PyObject *walk_stack_key(PyObject *mod, PyObject *const *args, Py_ssize_t
 
 /* -- the tick ------------------------------------------------------------------------------------ */
 
-/* The arguments of sample_threads, in this order (see the Python tick in sampler.py). */
+/* The arguments of sample_threads, in this order (see the Python tick in mcpprof/collect/tick.py). */
 enum {
-    A_FRAMES, A_TAGS, A_SERVING, A_STARTUP, A_TSTATE, A_OWN_THREADS, A_OWN, A_MAIN, A_MAIN_CPU, A_WALL,
+    A_FRAMES, A_TAGS, A_UNTAGGED, A_TSTATE, A_OWN_THREADS, A_OWN, A_MAIN, A_MAIN_CPU, A_WALL,
     A_LOCS, A_RESOLVE, A_STACK_IDS, A_NEW_STACK, A_IDLE, A_IDLE_OF, A_NAMES, A_LCACHE, A_MAKE_LABELS, A_AGG,
     A_MAX_KEYS, A_OVF_SID, A_HOOK, A_CLOCKS, A_SLOW, A_ERRORS, N_ARGS
 };
 
 typedef struct {
-    PyObject *tags, *startup, *tstate, *locs, *resolve, *stack_ids, *new_stack, *idle, *idle_of, *names, *lcache,
+    PyObject *tags, *untagged, *tstate, *locs, *resolve, *stack_ids, *new_stack, *idle, *idle_of, *names, *lcache,
         *make_labels, *agg, *hook, *clocks, *errors;
     Py_ssize_t max_keys;
-    int serving, have_main_cpu;
+    int have_main_cpu;
     unsigned long long main;
     long long main_cpu, wall;
     long ovf_sid;
@@ -219,7 +219,7 @@ static int idle_rule(Tick *t, PyObject *top)
     return idle;
 }
 
-/* The sampler's per-thread step for one thread (sampler.py's loop body): 1 if sampled, 2 if sampled
+/* The sampler's per-thread step for one thread (tick.py's loop body): 1 if sampled, 2 if sampled
  * on the overflow stack, 0 if it needs something new (its state, CPU clock or name, room in a full
  * table) and is left to Python untouched, -1 on error. New locations, stacks, idle rules and
  * label sets are made through the sampler's callbacks. */
@@ -307,7 +307,7 @@ static int sample_at(Tick *t, PyObject *ident_o, PyObject *top, PyObject *st, Py
             return 0;
         }
     } else {
-        tl = Py_NewRef(t->serving ? Py_None : t->startup);
+        tl = Py_NewRef(t->untagged);  /* outside any request */
     }
     PyObject *lkey = PyTuple_Pack(2, tl, name), *labels = NULL, *made = NULL, *akey = NULL, *acc = NULL;
     if (lkey != NULL) {
@@ -374,7 +374,7 @@ static int sample_at(Tick *t, PyObject *ident_o, PyObject *top, PyObject *st, Py
     return is_sid(sid, t->ovf_sid) ? 2 : 1;
 }
 
-/* sample_threads(frames, tags, serving, startup, tstate, own_threads, own, main, main_cpu, wall, locs,
+/* sample_threads(frames, tags, untagged, tstate, own_threads, own, main, main_cpu, wall, locs,
  *                resolve, stack_ids, new_stack, idle, idle_of, names, lcache, make_labels, agg,
  *                max_keys, ovf_sid, hook, clocks, slow, errors)
  *   -> (sampled, on the overflow stack)
@@ -389,17 +389,17 @@ static PyObject *walk_sample_threads(PyObject *mod, PyObject *const *args, Py_ss
         !PyDict_Check(args[A_IDLE]) || !PyDict_Check(args[A_NAMES]) || !PyDict_Check(args[A_LCACHE]) ||
         !PyDict_Check(args[A_AGG]) || !PyDict_Check(args[A_CLOCKS]) || !PyList_Check(args[A_SLOW]) ||
         !PyList_Check(args[A_ERRORS])) {
-        PyErr_SetString(PyExc_TypeError, "sample_threads: see mcpprof.collect.sampler for the arguments");
+        PyErr_SetString(PyExc_TypeError, "sample_threads: see mcpprof.collect.tick for the arguments");
         return NULL;
     }
     Tick t = {
-        .tags = args[A_TAGS] == Py_None ? NULL : args[A_TAGS], .startup = args[A_STARTUP],
+        .tags = args[A_TAGS] == Py_None ? NULL : args[A_TAGS], .untagged = args[A_UNTAGGED],
         .tstate = args[A_TSTATE], .locs = args[A_LOCS], .resolve = args[A_RESOLVE], .stack_ids = args[A_STACK_IDS],
         .new_stack = args[A_NEW_STACK], .idle = args[A_IDLE], .idle_of = args[A_IDLE_OF],
         .make_labels = args[A_MAKE_LABELS], .max_keys = PyLong_AsSsize_t(args[A_MAX_KEYS]),
         .names = args[A_NAMES], .lcache = args[A_LCACHE], .agg = args[A_AGG],
         .hook = args[A_HOOK] == Py_None ? NULL : args[A_HOOK], .clocks = args[A_CLOCKS], .errors = args[A_ERRORS],
-        .serving = PyObject_IsTrue(args[A_SERVING]), .have_main_cpu = args[A_MAIN_CPU] != Py_None,
+        .have_main_cpu = args[A_MAIN_CPU] != Py_None,
         .main = PyLong_AsUnsignedLongLongMask(args[A_MAIN]),
         .main_cpu = args[A_MAIN_CPU] == Py_None ? 0 : PyLong_AsLongLong(args[A_MAIN_CPU]),
         .wall = PyLong_AsLongLong(args[A_WALL]), .ovf_sid = PyLong_AsLong(args[A_OVF_SID]),

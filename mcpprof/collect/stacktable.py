@@ -53,14 +53,8 @@ class StackTable:
             ids.append(lasti)
             fid = locs.get(id(code), {}).get(lasti)
             if fid is None:
-                name = getattr(code, "co_qualname", None) or code.co_name
-                fid = self._intern(Frame(name, code.co_filename, line_of(code, lasti, f)))
-                if fid < 0:
-                    full = True
-                elif self._nlocs < self.max_frames and (id(code) in refs or len(refs) < self.max_frames):
-                    refs[id(code)] = code
-                    locs.setdefault(id(code), {})[lasti] = fid
-                    self._nlocs += 1
+                fid = self._intern_location(f)
+                full = full or fid < 0
             fids.append(fid)
             f = f.f_back
         sid = self._overflow_sid() if full else self._stack_id(fids)
@@ -68,19 +62,24 @@ class StackTable:
             self._remember_raw(ids, sid)
         return sid
 
-    def _cache_location(self, f: Any) -> Optional[int]:
-        """Intern frame ``f``'s location and cache it for the C walk; its frame id, or None when
-        the frame table is full or the location cannot be cached."""
+    def _intern_location(self, f: Any) -> int:
+        """Frame id of frame ``f``'s location (-1: the frame table is full), cached by
+        (id(code), f_lasti) while the caches have room (the code object is then kept alive)."""
         code, lasti = f.f_code, f.f_lasti
         name = getattr(code, "co_qualname", None) or code.co_name
         fid = self._intern(Frame(name, code.co_filename, line_of(code, lasti, f)))
         refs = self._code_refs
-        if fid < 0 or self._nlocs >= self.max_frames or (id(code) not in refs and len(refs) >= self.max_frames):
-            return None
-        refs[id(code)] = code
-        self._locs.setdefault(id(code), {})[lasti] = fid
-        self._nlocs += 1
+        if fid >= 0 and self._nlocs < self.max_frames and (id(code) in refs or len(refs) < self.max_frames):
+            refs[id(code)] = code
+            self._locs.setdefault(id(code), {})[lasti] = fid
+            self._nlocs += 1
         return fid
+
+    def _cache_location(self, f: Any) -> Optional[int]:
+        """The C walk's callback for a location not cached: interns it; None when the frame table is
+        full (the walk then looks it up again in the cache, where a full cache did not put it)."""
+        fid = self._intern_location(f)
+        return fid if fid >= 0 else None
 
     def _new_stack(self, key: Tuple[int, ...]) -> int:
         """Stack id of a stack key from the C walk (frame ids root first), interned if new."""

@@ -135,11 +135,12 @@ def request_tagger() -> Callable[[int], Optional[LabelSet]]:
             tag = tag_for_loop(ident)
         return tag
 
+    def untagged() -> Optional[LabelSet]:  # the labels of a thread outside any request
+        return None if context.serving else startup
+
     def tagger(ident: int) -> Optional[LabelSet]:
         tag = tag_of(ident)
-        if tag is not None:
-            return tag.labels
-        return None if context.serving else startup
+        return tag.labels if tag is not None else untagged()
 
     def capture(frames_fn: Callable[[], Dict[int, Any]]) -> Dict[int, Any]:
         if frames_and_tags is not None and frames_fn is sys._current_frames:
@@ -152,5 +153,5 @@ def request_tagger() -> Callable[[int], Optional[LabelSet]]:
     tagger.capture = capture  # type: ignore[attr-defined]
     tagger.tag_of = tag_of  # type: ignore[attr-defined]
     if tag_for_loop is None:  # the sampler's C tick reads the captured map itself
-        tagger.fast = (captured, context, startup)  # type: ignore[attr-defined]
+        tagger.requests_now = lambda: (captured[0], untagged())  # type: ignore[attr-defined]
     return tagger

@@ -10,13 +10,13 @@ from typing import Any, Dict, List
 
 import pytest
 
-from mcpprof.collect import sampler as sampler_mod
+from mcpprof.collect import tick as tick_mod
 from mcpprof.collect.sampler import Sampler
 from mcpprof.mcp import context
 from mcpprof.model import labels as L
 from .sampler_fakes import MS, by_stack
 
-pytestmark = pytest.mark.skipif(sampler_mod.sample_threads is None or context._C is None,
+pytestmark = pytest.mark.skipif(tick_mod.sample_threads is None or context._C is None,
                                 reason="the C extensions are not built")
 
 NAMES = ("ct-idle", "ct-blocked", "ct-tagged")
@@ -81,14 +81,14 @@ def _ours(profile) -> Dict[Any, List[int]]:
 def _spy_on_the_c_tick(monkeypatch) -> List[List[int]]:
     """Per tick from now on, the idents the C tick left to the Python loop."""
     slow: List[List[int]] = []
-    real = sampler_mod.sample_threads
+    real = tick_mod.sample_threads
 
     def spy(*args):
         out = real(*args)
         slow.append(list(args[-2]))
         return out
 
-    monkeypatch.setattr(sampler_mod, "sample_threads", spy)
+    monkeypatch.setattr(tick_mod, "sample_threads", spy)
     return slow
 
 
@@ -98,7 +98,7 @@ def _sample(monkeypatch, c_tick: bool, ticks: int = 6, hook: Any = None, **kwarg
         slow = _spy_on_the_c_tick(monkeypatch)
     else:
         slow = []
-        monkeypatch.setattr(sampler_mod, "sample_threads", None)
+        monkeypatch.setattr(tick_mod, "sample_threads", None)
     s = Sampler(clock=Ticking(), **kwargs)
     calls: List[tuple] = []
     s.sample_hook = hook or (lambda ident, sid, labels, wall, cpu: calls.append(
