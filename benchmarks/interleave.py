@@ -5,7 +5,11 @@ minute apart measures the drift. Here every mode's server runs at the same time;
 them one after the other for a short window (order shuffled per round) while the others are
 stopped with SIGSTOP (so an idle server's timer or threads cost the measured one nothing), and the
 ratio mode/none is taken within the round. Several *sets* of fresh server processes are used, so
-one process's luck (memory layout, hash seed) does not decide the figure.
+one process's luck (memory layout, hash seed) does not decide the figure. The servers of one set
+share a hash seed (``PYTHONHASHSEED``, drawn per set): string hashing decides how often dict
+lookups collide, which moves a server's instructions per call by about ±0.5 % from one seed to
+another (callgrind, example server), so paired windows compare like with like; the seeds still
+vary across sets.
 
 Per window: completed calls per second, and the server's CPU per call from its
 process CPU clock (``/proc/<pid>/stat``, which keeps the time of threads that have ended).
@@ -75,12 +79,13 @@ async def run_set(modes: Sequence[str], command_for: Callable[[str, str], List[s
                   hook: Optional[WindowHook] = None) -> List[Dict[str, Any]]:
     """One set of fresh servers (one per mode), ``rounds`` interleaved windows each."""
     rows: List[Dict[str, Any]] = []
+    env = dict(os.environ, PYTHONHASHSEED=str(rng.randrange(1, 2**32 - 1)))  # one per set: see above
     with tempfile.TemporaryDirectory() as out, contextlib.ExitStack() as dirs:
         clients: Dict[str, StdioClient] = {}
         try:
             for mode in modes:
                 folder = dirs.enter_context(tempfile.TemporaryDirectory(dir=out))
-                client = clients[mode] = StdioClient(command_for(mode, folder))
+                client = clients[mode] = StdioClient(command_for(mode, folder), env=env)
                 await client.start()
                 await client.initialize()
                 await drive(client, MIX, seconds=warmup, concurrency=concurrency)

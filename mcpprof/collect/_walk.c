@@ -48,47 +48,263 @@ static PyObject *cached_fid(PyObject *locs, PyObject *code_id, PyObject *lasti)
     return by_lasti != NULL && PyDict_Check(by_lasti) ? PyDict_GetItemWithError(by_lasti, lasti) : NULL;
 }
 
+/* -- C caches in front of the sampler's tables ---------------------------------------------------
+ * A tick used to box every frame's (id(code), f_lasti) as two ints for two dict lookups, and then
+ * build a tuple of the frame ids for a third: on a cold cache, most of a tick. Two open-addressing
+ * tables answer the same questions from flat memory:
+ *   locations  (code pointer, f_lasti) -> frame id, copied from locs (the sampler's location cache);
+ *   stacks     frame ids, leaf first -> stack id, copied from stack_ids (or the new_stack callback).
+ * Each table belongs to one dict of the sampler's (held, so its identity cannot be reused) and is
+ * emptied when a call brings another dict (tables cleared, another sampler). A code pointer stays
+ * valid as long as its entry in locs does (the sampler keeps those code objects alive). Entries
+ * hold their frame ids and stack ids. Bounded: past LOC_MAX / STACK_MAX entries a table starts
+ * over. */
+
+#define LOC_MIN 1024
+#define LOC_MAX (1 << 17)
+#define STACK_MIN 256
+#define STACK_MAX (1 << 14)
+
+typedef struct { void *code; int lasti; PyObject *fid; } LocSlot;  /* empty: code NULL */
+typedef struct { Py_uhash_t h; Py_ssize_t n; long *fids; PyObject *sid; } StackSlot;  /* empty: sid NULL */
+
+static struct { PyObject *owner; LocSlot *slots; Py_ssize_t cap, used; } LC;
+static struct { PyObject *owner; StackSlot *slots; Py_ssize_t cap, used; } SC;
+
+static Py_ssize_t loc_slot(void *code, int lasti, Py_ssize_t cap)
+{
+    uint64_t h = ((uint64_t)(uintptr_t)code >> 4) * 0x9E3779B97F4A7C15ULL ^ (uint64_t)(unsigned)lasti * 0xC2B2AE3D27D4EB4FULL;
+    return (Py_ssize_t)((h ^ (h >> 31)) & (uint64_t)(cap - 1));
+}
+
+static void loc_empty(void)
+{
+    for (Py_ssize_t i = 0; i < LC.cap; i++)
+        Py_XDECREF(LC.slots[i].fid);
+    if (LC.slots != NULL)
+        memset(LC.slots, 0, LC.cap * sizeof(LocSlot));
+    LC.used = 0;
+}
+
+/* the location table, for locs (emptied if it held another dict's); -1 with MemoryError set */
+static int loc_bind(PyObject *locs)
+{
+    if (LC.slots == NULL) {
+        LC.slots = PyMem_Calloc(LOC_MIN, sizeof(LocSlot));
+        if (LC.slots == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        LC.cap = LOC_MIN;
+    }
+    if (LC.owner != locs) {
+        loc_empty();
+        Py_XSETREF(LC.owner, Py_NewRef(locs));
+    }
+    return 0;
+}
+
+static PyObject *loc_get(void *code, int lasti)  /* borrowed, NULL if not there */
+{
+    Py_ssize_t mask = LC.cap - 1;
+    for (Py_ssize_t i = loc_slot(code, lasti, LC.cap); LC.slots[i].code != NULL; i = (i + 1) & mask)
+        if (LC.slots[i].code == code && LC.slots[i].lasti == lasti)
+            return LC.slots[i].fid;
+    return NULL;
+}
+
+static void loc_insert(LocSlot *slots, Py_ssize_t cap, LocSlot e)
+{
+    Py_ssize_t i = loc_slot(e.code, e.lasti, cap);
+    while (slots[i].code != NULL)
+        i = (i + 1) & (cap - 1);
+    slots[i] = e;
+}
+
+static void loc_put(void *code, int lasti, PyObject *fid)
+{
+    if ((LC.used + 1) * 2 > LC.cap) {  /* half full: twice the room, or start over */
+        LocSlot *bigger = LC.cap < LOC_MAX ? PyMem_Calloc(2 * LC.cap, sizeof(LocSlot)) : NULL;
+        if (bigger == NULL) {
+            loc_empty();
+        } else {
+            for (Py_ssize_t i = 0; i < LC.cap; i++)
+                if (LC.slots[i].code != NULL)
+                    loc_insert(bigger, 2 * LC.cap, LC.slots[i]);
+            PyMem_Free(LC.slots);
+            LC.slots = bigger;
+            LC.cap *= 2;
+        }
+    }
+    LocSlot e = {code, lasti, Py_NewRef(fid)};
+    loc_insert(LC.slots, LC.cap, e);
+    LC.used++;
+}
+
+static void stack_empty(void)
+{
+    for (Py_ssize_t i = 0; i < SC.cap; i++) {
+        Py_XDECREF(SC.slots[i].sid);
+        PyMem_Free(SC.slots[i].fids);
+    }
+    if (SC.slots != NULL)
+        memset(SC.slots, 0, SC.cap * sizeof(StackSlot));
+    SC.used = 0;
+}
+
+static int stack_bind(PyObject *stack_ids)
+{
+    if (SC.slots == NULL) {
+        SC.slots = PyMem_Calloc(STACK_MIN, sizeof(StackSlot));
+        if (SC.slots == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        SC.cap = STACK_MIN;
+    }
+    if (SC.owner != stack_ids) {
+        stack_empty();
+        Py_XSETREF(SC.owner, Py_NewRef(stack_ids));
+    }
+    return 0;
+}
+
+static Py_uhash_t fids_hash(const long *fids, Py_ssize_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ULL ^ (uint64_t)n;
+    for (Py_ssize_t i = 0; i < n; i++)
+        h = (h ^ (uint64_t)fids[i]) * 0x100000001b3ULL;
+    return (Py_uhash_t)(h ^ (h >> 29));
+}
+
+static PyObject *stack_get(const long *fids, Py_ssize_t n, Py_uhash_t h)  /* borrowed, NULL if not there */
+{
+    Py_ssize_t mask = SC.cap - 1;
+    for (Py_ssize_t i = (Py_ssize_t)(h & mask); SC.slots[i].sid != NULL; i = (i + 1) & mask) {
+        StackSlot *e = &SC.slots[i];
+        if (e->h == h && e->n == n && memcmp(e->fids, fids, n * sizeof(long)) == 0)
+            return e->sid;
+    }
+    return NULL;
+}
+
+static void stack_insert(StackSlot *slots, Py_ssize_t cap, StackSlot e)
+{
+    Py_ssize_t i = (Py_ssize_t)(e.h & (cap - 1));
+    while (slots[i].sid != NULL)
+        i = (i + 1) & (cap - 1);
+    slots[i] = e;
+}
+
+static void stack_put(const long *fids, Py_ssize_t n, Py_uhash_t h, PyObject *sid)
+{
+    if ((SC.used + 1) * 2 > SC.cap) {
+        StackSlot *bigger = SC.cap < STACK_MAX ? PyMem_Calloc(2 * SC.cap, sizeof(StackSlot)) : NULL;
+        if (bigger == NULL) {
+            stack_empty();
+        } else {
+            for (Py_ssize_t i = 0; i < SC.cap; i++)
+                if (SC.slots[i].sid != NULL)
+                    stack_insert(bigger, 2 * SC.cap, SC.slots[i]);
+            PyMem_Free(SC.slots);
+            SC.slots = bigger;
+            SC.cap *= 2;
+        }
+    }
+    long *copy = PyMem_Malloc((n ? n : 1) * sizeof(long));
+    if (copy == NULL)
+        return;  /* not cached: found the slow way next time */
+    memcpy(copy, fids, n * sizeof(long));
+    StackSlot e = {h, n, copy, Py_NewRef(sid)};
+    stack_insert(SC.slots, SC.cap, e);
+    SC.used++;
+}
+
+/* The frame ids of frame and its callers, leaf first, from the location table (else locs, else
+ * resolve(f), which interns the location into locs): *out holds *n new references (a buffer of
+ * the caller's, small, or one allocated here). 1 if every location is cached, 0 if one is not
+ * (nothing returned), -1 on error. */
+static int walk_fids(PyObject *frame, PyObject *locs, PyObject *resolve, PyObject **small, PyObject ***out,
+                     Py_ssize_t *n_out)
+{
+    PyObject **fids = small;
+    Py_ssize_t n = 0, cap = SMALL;
+    int r = 1;
+    if (loc_bind(locs) < 0)
+        return -1;
+    PyFrameObject *f = (PyFrameObject *)Py_NewRef(frame);
+    while (f != NULL) {
+        PyCodeObject *code = PyFrame_GetCode(f);
+        int lasti = LASTI(f);
+        PyObject *fid = LC.owner == locs ? loc_get(code, lasti) : NULL;
+        if (fid == NULL) {  /* not in the table: the dict, else the callback */
+            PyObject *code_id = PyLong_FromVoidPtr(code), *lasti_o = PyLong_FromLong(lasti);
+            if (code_id != NULL && lasti_o != NULL) {
+                fid = cached_fid(locs, code_id, lasti_o);
+                if (fid == NULL && resolve != NULL && !PyErr_Occurred()) {
+                    PyObject *res = PyObject_CallOneArg(resolve, (PyObject *)f);
+                    if (res != NULL && res != Py_None)
+                        fid = cached_fid(locs, code_id, lasti_o);  /* now cached, unless it could not be */
+                    Py_XDECREF(res);
+                }
+            }
+            Py_XDECREF(code_id);
+            Py_XDECREF(lasti_o);
+            if (fid != NULL && loc_bind(locs) == 0)  /* (the callback may have run another sampler's walk) */
+                loc_put(code, lasti, fid);
+        }
+        Py_DECREF(code);
+        if (fid == NULL || (n == cap && grow(&fids, small, n, &cap) < 0)) {
+            Py_DECREF(f);
+            r = PyErr_Occurred() ? -1 : 0;
+            break;
+        }
+        fids[n++] = Py_NewRef(fid);
+        PyFrameObject *back = PyFrame_GetBack(f);
+        Py_DECREF(f);
+        f = back;
+    }
+    if (r != 1) {
+        for (Py_ssize_t i = 0; i < n; i++)
+            Py_DECREF(fids[i]);
+        if (fids != small)
+            PyMem_Free(fids);
+        return r;
+    }
+    *out = fids;
+    *n_out = n;
+    return 1;
+}
+
+static void release_fids(PyObject **fids, Py_ssize_t n, PyObject **small)
+{
+    for (Py_ssize_t i = 0; i < n; i++)
+        Py_DECREF(fids[i]);
+    if (fids != small)
+        PyMem_Free(fids);
+}
+
+static PyObject *key_of(PyObject **fids, Py_ssize_t n)  /* the stack table's key: root first */
+{
+    PyObject *key = PyTuple_New(n);
+    for (Py_ssize_t i = 0; key != NULL && i < n; i++)
+        PyTuple_SET_ITEM(key, i, Py_NewRef(fids[n - 1 - i]));
+    return key;
+}
+
 /* stack_key(frame, locs, resolve=None): the frame ids of frame and its callers from the location
  * cache, root first (the key of the sampler's stack table), or None if a location is not cached.
  * resolve(f), if given, is called for a frame whose location is not cached; it caches it (or
  * returns None when the sampler's tables are full: then the key is None). */
 static PyObject *stack_key(PyObject *frame, PyObject *locs, PyObject *resolve)
 {
-    PyObject *small[SMALL], **fids = small, *key = NULL;
-    Py_ssize_t n = 0, cap = SMALL;
-    PyFrameObject *f = (PyFrameObject *)Py_NewRef(frame);
-    while (f != NULL) {
-        PyCodeObject *code = PyFrame_GetCode(f);
-        PyObject *code_id = PyLong_FromVoidPtr(code), *lasti = PyLong_FromLong(LASTI(f)), *fid = NULL;
-        Py_DECREF(code);
-        if (code_id != NULL && lasti != NULL) {
-            fid = cached_fid(locs, code_id, lasti);
-            if (fid == NULL && resolve != NULL && !PyErr_Occurred()) {
-                PyObject *r = PyObject_CallOneArg(resolve, (PyObject *)f);
-                if (r != NULL && r != Py_None)
-                    fid = cached_fid(locs, code_id, lasti);  /* now cached, unless it could not be */
-                Py_XDECREF(r);
-            }
-        }
-        Py_XDECREF(code_id);
-        Py_XDECREF(lasti);
-        if (fid == NULL || (n == cap && grow(&fids, small, n, &cap) < 0)) {
-            Py_DECREF(f);
-            if (!PyErr_Occurred())
-                key = Py_NewRef(Py_None);  /* a location not cached */
-            goto done;
-        }
-        fids[n++] = fid;  /* borrowed: locs holds it */
-        PyFrameObject *back = PyFrame_GetBack(f);
-        Py_DECREF(f);
-        f = back;
-    }
-    key = PyTuple_New(n);
-    for (Py_ssize_t i = 0; key != NULL && i < n; i++)
-        PyTuple_SET_ITEM(key, i, Py_NewRef(fids[n - 1 - i]));
-done:
-    if (fids != small)
-        PyMem_Free(fids);
+    PyObject *small[SMALL], **fids;
+    Py_ssize_t n;
+    int r = walk_fids(frame, locs, resolve, small, &fids, &n);
+    if (r <= 0)
+        return r < 0 ? NULL : Py_NewRef(Py_None);
+    PyObject *key = key_of(fids, n);
+    release_fids(fids, n, small);
     return key;
 }
 
@@ -182,15 +398,43 @@ static int is_sid(PyObject *o, long sid)
  * sampler's callbacks; None if the tables are full (Python then takes the overflow stack) */
 static PyObject *stack_id(Tick *t, PyObject *top)
 {
-    PyObject *key = stack_key(top, t->locs, t->resolve);
-    if (key == NULL || key == Py_None)
-        return key;
-    PyObject *sid = PyDict_GetItemWithError(t->stack_ids, key);
-    if (sid != NULL)
+    PyObject *small[SMALL], **fids, *sid = NULL;
+    long vsmall[SMALL], *vals = vsmall;
+    Py_ssize_t n;
+    int r = walk_fids(top, t->locs, t->resolve, small, &fids, &n);
+    if (r <= 0)
+        return r < 0 ? NULL : Py_NewRef(Py_None);
+    if (n > SMALL && (vals = PyMem_Malloc(n * sizeof(long))) == NULL) {
+        release_fids(fids, n, small);
+        return PyErr_NoMemory();
+    }
+    int exact = 1;  /* every frame id a C long (always, for the sampler's ints) */
+    for (Py_ssize_t i = 0; i < n && exact; i++) {
+        vals[i] = PyLong_CheckExact(fids[i]) ? PyLong_AsLong(fids[i]) : -1;
+        exact = !(vals[i] == -1 && (PyErr_Occurred() || !PyLong_CheckExact(fids[i])));
+    }
+    PyErr_Clear();
+    Py_uhash_t h = exact ? fids_hash(vals, n) : 0;
+    if (exact && stack_bind(t->stack_ids) == 0 && (sid = stack_get(vals, n, h)) != NULL) {
         Py_INCREF(sid);
-    else if (!PyErr_Occurred())
-        sid = PyObject_CallOneArg(t->new_stack, key);
-    Py_DECREF(key);
+    } else if (!PyErr_Occurred()) {
+        PyObject *key = key_of(fids, n);
+        if (key != NULL) {
+            sid = PyDict_GetItemWithError(t->stack_ids, key);
+            if (sid != NULL)
+                Py_INCREF(sid);
+            else if (!PyErr_Occurred())
+                sid = PyObject_CallOneArg(t->new_stack, key);
+            Py_DECREF(key);
+        }
+        if (sid != NULL && exact && PyLong_CheckExact(sid) && stack_bind(t->stack_ids) == 0)
+            stack_put(vals, n, h, sid);
+        else if (PyErr_Occurred() && sid != NULL)
+            PyErr_Clear();  /* not cached (no memory): found the slow way next time */
+    }
+    if (vals != vsmall)
+        PyMem_Free(vals);
+    release_fids(fids, n, small);
     return sid;
 }
 

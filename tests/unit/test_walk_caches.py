@@ -1,0 +1,105 @@
+"""The C walk's caches in front of the sampler's tables ((code, f_lasti) -> frame id, frame ids ->
+stack id): whatever they hold, a stack resolves to the frames the thread really runs; deep stacks
+(past the walk's stack buffer and the sampler's depth cap), two samplers taking turns, and tables
+cleared between ticks (no timing assertions)."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import Any, Callable, List
+
+import pytest
+
+from mcpprof.collect import tick as tick_mod
+from mcpprof.collect.sampler import Sampler
+from mcpprof.collect.stacktable import TRUNCATED_FUNCTION
+from mcpprof.mcp import context
+
+pytestmark = pytest.mark.skipif(tick_mod.sample_threads is None or context._C is None,
+                                reason="the C extensions are not built")
+
+
+def _leaf(ready: threading.Event, lock: Any) -> None:
+    ready.set()
+    lock.acquire()  # blocked in C: this function stays the top frame
+    lock.release()
+
+
+def _recurse(depth: int, ready: threading.Event, lock: Any) -> None:
+    if depth == 0:
+        _leaf(ready, lock)
+    else:
+        _recurse(depth - 1, ready, lock)
+
+
+def _parked(depth: int) -> Callable[[], Any]:
+    """Start a thread parked ``depth`` calls of ``_recurse`` deep; returns (ident, stop())."""
+    ready, lock = threading.Event(), threading.Lock()
+    lock.acquire()
+    t = threading.Thread(target=_recurse, args=(depth, ready, lock), name=f"deep-{depth}", daemon=True)
+    t.start()
+    ready.wait()
+
+    def stop() -> None:
+        lock.release()
+        t.join()
+    return t.ident, stop
+
+
+def _functions(sampler: Sampler, ident: int) -> List[str]:
+    """Root-first function names of the stack the sampler holds for thread ``ident``."""
+    sid = sampler._tstate[ident][3]
+    return [f.function for f in sampler.frames_of(sid)]
+
+
+@pytest.fixture
+def deep():
+    ident, stop = _parked(200)  # past the walk's 128-frame buffer
+    yield ident
+    stop()
+
+
+def test_deep_stack_resolves_whole_and_truncates_like_python(deep):
+    sampler = Sampler(rate_hz=100, max_depth=1000)
+    for _ in range(3):  # the second and third ticks come from the caches
+        sampler.sample_once()
+    names = _functions(sampler, deep)
+    assert names.count("_recurse") == 201 and names[-1] == "_leaf"
+    capped = Sampler(rate_hz=100, max_depth=64)
+    for _ in range(3):
+        capped.sample_once()
+    names = _functions(capped, deep)
+    assert len(names) == 65 and names[-1] == TRUNCATED_FUNCTION
+    assert names[:3] == ["Thread._bootstrap", "Thread._bootstrap_inner", "Thread.run"]
+    assert set(names[3:-1]) == {"_recurse"}
+
+
+def test_two_samplers_taking_turns_keep_their_own_ids(deep):
+    """Each sampler interns in its own order, so the same stack has other ids in each: the caches
+    must follow the sampler whose tables they are given."""
+    shallow, stop = _parked(3)
+    try:
+        a, b = Sampler(rate_hz=100), Sampler(rate_hz=100)
+        b._intern_location(sys._getframe())  # b's frame ids start one later than a's
+        for _ in range(4):
+            a.sample_once()
+            b.sample_once()
+        for s in (a, b):
+            assert _functions(s, deep)[-2:] == ["_recurse", "_leaf"]
+            assert _functions(s, shallow)[-5:] == ["_recurse"] * 4 + ["_leaf"]
+    finally:
+        stop()
+
+
+def test_tables_cleared_between_ticks(deep):
+    sampler = Sampler(rate_hz=100)
+    sampler.sample_once()
+    before = _functions(sampler, deep)
+    for _ in range(3):
+        sampler._clear_tables()  # as reset() does past half the caps: new dicts, ids from 0
+        for st in sampler._tstate.values():
+            st[3] = -1
+        sampler.sample_once()
+        sampler.sample_once()
+        assert _functions(sampler, deep) == before
