@@ -17,5 +17,6 @@ setup(ext_modules=[Extension("mcpprof.collect._allocsample", ["mcpprof/collect/_
                          Extension("mcpprof.mcp._hooks", ["mcpprof/mcp/_hooks.c"],
                                    depends=[f"mcpprof/mcp/_hooks_{part}.h" for part in ("tag", "step", "wrap")],
                                    extra_compile_args=["-O2"], optional=True),
-                         Extension("mcpprof.collect._walk", ["mcpprof/collect/_walk.c"], extra_compile_args=["-O2"],
+                         Extension("mcpprof.collect._walk", ["mcpprof/collect/_walk.c"],
+                                   depends=["mcpprof/collect/_walk_caches.h"], extra_compile_args=["-O2"],
                                    optional=True)])

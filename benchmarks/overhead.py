@@ -30,6 +30,10 @@ from interleave import SERVER_MODULE, json_lines, run
 #: ``thread@R`` samples from a thread instead of the SIGALRM timer; ``noflush@R`` writes only at
 #: exit; ``norec@R`` runs no recorders, ``nosvc@R`` no services (the control channel); ``xcpu@R`` is
 #: the default agent with ``--exact-cpu``. R = 1 leaves the sampler nearly idle, isolating the per-request hooks.
+#: ``alarm@R`` is no mcpprof at all: the plain server with an empty SIGALRM handler at R Hz (what the
+#: sampler's timer costs by itself). Two modes without a rate: ``imports`` (the plain server after
+#: importing every module the default agent loads, nothing started) and ``instrument`` (the request
+#: hooks put in by ``mcpprof.instrument`` in code: no agent, no sampler).
 VARIANT_ENV = {
     "sample": [],
     "tags": ["MCPPROF_RECORDERS=", "MCPPROF_SERVICES="],
@@ -42,6 +46,29 @@ VARIANT_ENV = {
 VARIANT_FLAGS = {"xcpu": ["--exact-cpu"]}
 
 
+ALARM_SERVER = (
+    "import runpy, signal, sys\n"
+    "signal.signal(signal.SIGALRM, lambda signum, frame: None)\n"
+    "signal.siginterrupt(signal.SIGALRM, False)\n"
+    "signal.setitimer(signal.ITIMER_REAL, 1 / float(sys.argv[1]), 1 / float(sys.argv[1]))\n"
+    f"sys.argv = [sys.argv[0]]\nrunpy.run_module({SERVER_MODULE!r}, run_name='__main__')\n")
+
+_AGENT_MODULES = ("gc", "gzip", "tracemalloc", "mcpprof.launch.agent", "mcpprof.launch.channel",
+                  "mcpprof.launch.recorders", "mcpprof.memory.gcpauses", "mcpprof.memory.procmem",
+                  "mcpprof.memory.timeline", "mcpprof.collect.sampler", "mcpprof.collect.slowest",
+                  "mcpprof.mcp.sdk2", "mcpprof.mcp.install", "mcpprof.model.io", "mcpprof.native")
+IMPORTS_SERVER = (f"import runpy, sys, {', '.join(_AGENT_MODULES)}\n"
+                  f"runpy.run_module({SERVER_MODULE!r}, run_name='__main__')\n")
+INSTRUMENT_SERVER = (
+    f"import mcpprof, {SERVER_MODULE} as example\n"
+    "build = example.build_server\n"
+    "def instrumented():\n"
+    "    server = build()\n"
+    "    mcpprof.instrument(server)\n"
+    "    return server\n"
+    "example.build_server = instrumented\n"
+    "example.main([])\n")
+
 BEFORE: list = []  # ["PYTHONPATH=<checkout>"] for the before@R modes (--before)
 
 
@@ -49,7 +76,11 @@ def command_for(mode: str, out_dir: str) -> list:
     server = [sys.executable, "-m", SERVER_MODULE]
     if mode == "none":
         return server
+    if mode in ("imports", "instrument"):
+        return [sys.executable, "-c", IMPORTS_SERVER if mode == "imports" else INSTRUMENT_SERVER]
     kind, rate = mode.split("@")
+    if kind == "alarm":
+        return [sys.executable, "-c", ALARM_SERVER, rate]
     env = BEFORE if kind == "before" else VARIANT_ENV[kind]
     return (["env", *env, sys.executable, "-m", "mcpprof", "run", "--quiet", "--rate", rate,
              *VARIANT_FLAGS.get(kind, []), "--out", out_dir, "--"] + server)

@@ -15,6 +15,8 @@ window is compared with the ``off`` window of the same round. States:
 * ``sampler``        - the hooks and an in-process sampler at ``--rate`` (``--timer``) tagging
   requests, no agent;
 * ``sampler-only``   - the sampler without the hooks (every sample outside a request);
+* ``alarm``          - no mcpprof: an empty SIGALRM handler at ``--rate`` (what the signal timer
+  costs by itself);
 * ``agent``          - the hooks and the whole default agent of ``mcpprof run`` at ``--rate``
   (sampler, request tables, recorders, control channel, periodic writes), started in the server
   and finished (final write) when the state ends;
@@ -50,7 +52,7 @@ from interleave import MIX, json_lines
 from mcpprof.bench.client import StdioClient
 from mcpprof.bench.drive import CallSpec, drive
 
-STATES = ("off", "null", "hooks", "hooks-exact", "hooks-nothread", "sampler", "sampler-only", "agent", "agent-exact",
+STATES = ("off", "null", "alarm", "hooks", "hooks-exact", "hooks-nothread", "sampler", "sampler-only", "agent", "agent-exact",
           "agent-nothread", "agent-norec", "agent-nosvc", "agent-noflush")
 
 #: The server: the bundled example server; SIGUSR1 switches it to the state named in a file.
@@ -66,6 +68,8 @@ current = {"state": "off", "sampler": None, "agent": None}
 HOOKED = ("hooks", "sampler", "agent")
 
 def leave(state):
+    if state == "alarm":
+        signal.setitimer(signal.ITIMER_REAL, 0)
     agent = current["agent"]
     if agent is not None:  # finish (final write), then take its sink out: the next agent is new
         agent.finish("state switched")
@@ -79,6 +83,10 @@ def leave(state):
         current["sampler"] = None
 
 def enter(state):
+    if state == "alarm":
+        signal.signal(signal.SIGALRM, lambda signum, frame: None)
+        signal.siginterrupt(signal.SIGALRM, False)
+        signal.setitimer(signal.ITIMER_REAL, 1 / rate, 1 / rate)
     if state.startswith(HOOKED) and state != "sampler-only":
         mcpprof.instrument(server, exact_cpu=state.endswith("-exact"))
     if state.startswith("agent"):
@@ -188,7 +196,7 @@ async def measure(states: List[str], args: argparse.Namespace, emit: Any) -> Dic
 def summarize(state: str, mine: List[tuple], off: List[tuple], args: argparse.Namespace) -> Dict[str, Any]:
     ratios = [a[0] / b[0] for a, b in zip(mine, off)]
     q = statistics.quantiles(ratios, n=4)
-    sampler = state.startswith(("sampler", "agent"))
+    sampler = state.startswith(("sampler", "agent", "alarm"))
     return {"summary": state, "rounds": len(ratios), "mix": args.mix,
             "rate_hz": args.rate if sampler else None, "timer": args.timer if sampler else None,
             "median_paired_ratio": round(statistics.median(ratios), 4), "ratio_q1": round(q[0], 4),

@@ -9,6 +9,9 @@
  *   sample_threads(...)     the sampler's per-thread loop for every thread whose sample needs
  *                           nothing new (see sample_threads below); the others are left to Python.
  *
+ * Both read locations and stacks through flat tables in front of the sampler's dicts
+ * (_walk_caches.h).
+ *
  * Public C API (PyFrame_GetCode / GetLasti / GetBack; f_lasti on 3.10); runs on the sampler's tick.
  */
 #define PY_SSIZE_T_CLEAN
@@ -48,177 +51,7 @@ static PyObject *cached_fid(PyObject *locs, PyObject *code_id, PyObject *lasti)
     return by_lasti != NULL && PyDict_Check(by_lasti) ? PyDict_GetItemWithError(by_lasti, lasti) : NULL;
 }
 
-/* -- C caches in front of the sampler's tables ---------------------------------------------------
- * A tick used to box every frame's (id(code), f_lasti) as two ints for two dict lookups, and then
- * build a tuple of the frame ids for a third: on a cold cache, most of a tick. Two open-addressing
- * tables answer the same questions from flat memory:
- *   locations  (code pointer, f_lasti) -> frame id, copied from locs (the sampler's location cache);
- *   stacks     frame ids, leaf first -> stack id, copied from stack_ids (or the new_stack callback).
- * Each table belongs to one dict of the sampler's (held, so its identity cannot be reused) and is
- * emptied when a call brings another dict (tables cleared, another sampler). A code pointer stays
- * valid as long as its entry in locs does (the sampler keeps those code objects alive). Entries
- * hold their frame ids and stack ids. Bounded: past LOC_MAX / STACK_MAX entries a table starts
- * over. */
-
-#define LOC_MIN 1024
-#define LOC_MAX (1 << 17)
-#define STACK_MIN 256
-#define STACK_MAX (1 << 14)
-
-typedef struct { void *code; int lasti; PyObject *fid; } LocSlot;  /* empty: code NULL */
-typedef struct { Py_uhash_t h; Py_ssize_t n; long *fids; PyObject *sid; } StackSlot;  /* empty: sid NULL */
-
-static struct { PyObject *owner; LocSlot *slots; Py_ssize_t cap, used; } LC;
-static struct { PyObject *owner; StackSlot *slots; Py_ssize_t cap, used; } SC;
-
-static Py_ssize_t loc_slot(void *code, int lasti, Py_ssize_t cap)
-{
-    uint64_t h = ((uint64_t)(uintptr_t)code >> 4) * 0x9E3779B97F4A7C15ULL ^ (uint64_t)(unsigned)lasti * 0xC2B2AE3D27D4EB4FULL;
-    return (Py_ssize_t)((h ^ (h >> 31)) & (uint64_t)(cap - 1));
-}
-
-static void loc_empty(void)
-{
-    for (Py_ssize_t i = 0; i < LC.cap; i++)
-        Py_XDECREF(LC.slots[i].fid);
-    if (LC.slots != NULL)
-        memset(LC.slots, 0, LC.cap * sizeof(LocSlot));
-    LC.used = 0;
-}
-
-/* the location table, for locs (emptied if it held another dict's); -1 with MemoryError set */
-static int loc_bind(PyObject *locs)
-{
-    if (LC.slots == NULL) {
-        LC.slots = PyMem_Calloc(LOC_MIN, sizeof(LocSlot));
-        if (LC.slots == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        LC.cap = LOC_MIN;
-    }
-    if (LC.owner != locs) {
-        loc_empty();
-        Py_XSETREF(LC.owner, Py_NewRef(locs));
-    }
-    return 0;
-}
-
-static PyObject *loc_get(void *code, int lasti)  /* borrowed, NULL if not there */
-{
-    Py_ssize_t mask = LC.cap - 1;
-    for (Py_ssize_t i = loc_slot(code, lasti, LC.cap); LC.slots[i].code != NULL; i = (i + 1) & mask)
-        if (LC.slots[i].code == code && LC.slots[i].lasti == lasti)
-            return LC.slots[i].fid;
-    return NULL;
-}
-
-static void loc_insert(LocSlot *slots, Py_ssize_t cap, LocSlot e)
-{
-    Py_ssize_t i = loc_slot(e.code, e.lasti, cap);
-    while (slots[i].code != NULL)
-        i = (i + 1) & (cap - 1);
-    slots[i] = e;
-}
-
-static void loc_put(void *code, int lasti, PyObject *fid)
-{
-    if ((LC.used + 1) * 2 > LC.cap) {  /* half full: twice the room, or start over */
-        LocSlot *bigger = LC.cap < LOC_MAX ? PyMem_Calloc(2 * LC.cap, sizeof(LocSlot)) : NULL;
-        if (bigger == NULL) {
-            loc_empty();
-        } else {
-            for (Py_ssize_t i = 0; i < LC.cap; i++)
-                if (LC.slots[i].code != NULL)
-                    loc_insert(bigger, 2 * LC.cap, LC.slots[i]);
-            PyMem_Free(LC.slots);
-            LC.slots = bigger;
-            LC.cap *= 2;
-        }
-    }
-    LocSlot e = {code, lasti, Py_NewRef(fid)};
-    loc_insert(LC.slots, LC.cap, e);
-    LC.used++;
-}
-
-static void stack_empty(void)
-{
-    for (Py_ssize_t i = 0; i < SC.cap; i++) {
-        Py_XDECREF(SC.slots[i].sid);
-        PyMem_Free(SC.slots[i].fids);
-    }
-    if (SC.slots != NULL)
-        memset(SC.slots, 0, SC.cap * sizeof(StackSlot));
-    SC.used = 0;
-}
-
-static int stack_bind(PyObject *stack_ids)
-{
-    if (SC.slots == NULL) {
-        SC.slots = PyMem_Calloc(STACK_MIN, sizeof(StackSlot));
-        if (SC.slots == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        SC.cap = STACK_MIN;
-    }
-    if (SC.owner != stack_ids) {
-        stack_empty();
-        Py_XSETREF(SC.owner, Py_NewRef(stack_ids));
-    }
-    return 0;
-}
-
-static Py_uhash_t fids_hash(const long *fids, Py_ssize_t n)
-{
-    uint64_t h = 0xcbf29ce484222325ULL ^ (uint64_t)n;
-    for (Py_ssize_t i = 0; i < n; i++)
-        h = (h ^ (uint64_t)fids[i]) * 0x100000001b3ULL;
-    return (Py_uhash_t)(h ^ (h >> 29));
-}
-
-static PyObject *stack_get(const long *fids, Py_ssize_t n, Py_uhash_t h)  /* borrowed, NULL if not there */
-{
-    Py_ssize_t mask = SC.cap - 1;
-    for (Py_ssize_t i = (Py_ssize_t)(h & mask); SC.slots[i].sid != NULL; i = (i + 1) & mask) {
-        StackSlot *e = &SC.slots[i];
-        if (e->h == h && e->n == n && memcmp(e->fids, fids, n * sizeof(long)) == 0)
-            return e->sid;
-    }
-    return NULL;
-}
-
-static void stack_insert(StackSlot *slots, Py_ssize_t cap, StackSlot e)
-{
-    Py_ssize_t i = (Py_ssize_t)(e.h & (cap - 1));
-    while (slots[i].sid != NULL)
-        i = (i + 1) & (cap - 1);
-    slots[i] = e;
-}
-
-static void stack_put(const long *fids, Py_ssize_t n, Py_uhash_t h, PyObject *sid)
-{
-    if ((SC.used + 1) * 2 > SC.cap) {
-        StackSlot *bigger = SC.cap < STACK_MAX ? PyMem_Calloc(2 * SC.cap, sizeof(StackSlot)) : NULL;
-        if (bigger == NULL) {
-            stack_empty();
-        } else {
-            for (Py_ssize_t i = 0; i < SC.cap; i++)
-                if (SC.slots[i].sid != NULL)
-                    stack_insert(bigger, 2 * SC.cap, SC.slots[i]);
-            PyMem_Free(SC.slots);
-            SC.slots = bigger;
-            SC.cap *= 2;
-        }
-    }
-    long *copy = PyMem_Malloc((n ? n : 1) * sizeof(long));
-    if (copy == NULL)
-        return;  /* not cached: found the slow way next time */
-    memcpy(copy, fids, n * sizeof(long));
-    StackSlot e = {h, n, copy, Py_NewRef(sid)};
-    stack_insert(SC.slots, SC.cap, e);
-    SC.used++;
-}
+#include "_walk_caches.h"
 
 /* The frame ids of frame and its callers, leaf first, from the location table (else locs, else
  * resolve(f), which interns the location into locs): *out holds *n new references (a buffer of
@@ -675,7 +508,14 @@ static PyObject *walk_sample_threads(PyObject *mod, PyObject *const *args, Py_ss
     return Py_BuildValue("nn", sampled, overflow);
 }
 
+static PyObject *walk_cache_sizes(PyObject *mod, PyObject *unused)
+{
+    return Py_BuildValue("{s:n,s:n,s:n,s:n}", "location_slots", LC.cap, "locations", LC.used, "stack_slots", SC.cap,
+                         "stacks", SC.used);
+}
+
 static PyMethodDef walk_methods[] = {
+    {"cache_sizes", walk_cache_sizes, METH_NOARGS, "cache_sizes() -> slots and entries of the C walk's two tables"},
     {"stack_key", (PyCFunction)(void (*)(void))walk_stack_key, METH_FASTCALL,
      "stack_key(frame, locs, resolve=None) -> frame ids root first, or None if a location is not cached"},
     {"sample_threads", (PyCFunction)(void (*)(void))walk_sample_threads, METH_FASTCALL,

@@ -14,6 +14,7 @@ import pytest
 from mcpprof.collect import tick as tick_mod
 from mcpprof.collect.sampler import Sampler
 from mcpprof.collect.stacktable import TRUNCATED_FUNCTION
+from mcpprof.collect.stackutil import _W
 from mcpprof.mcp import context
 
 pytestmark = pytest.mark.skipif(tick_mod.sample_threads is None or context._C is None,
@@ -103,3 +104,61 @@ def test_tables_cleared_between_ticks(deep):
         sampler.sample_once()
         sampler.sample_once()
         assert _functions(sampler, deep) == before
+
+
+def _distinct_functions(n: int) -> List[Any]:
+    """``n`` functions, each its own code object: ``f{k}(out, lock)`` reports ``k`` and blocks on lock."""
+    namespace: dict = {}
+    for k in range(n):
+        exec(f"def f{k}(out, lock):\n    out.put({k})\n    lock.acquire()\n", namespace)
+    return [namespace[f"f{k}"] for k in range(n)]
+
+
+def test_tables_grow_past_their_first_size():
+    """A thread parked in 300 different functions in turn: 300 new stacks (the stack table starts
+    with 256 slots, kept half full) and a location table fed by a 700-deep chain of distinct
+    functions (1 024 slots at first): both grow, and every stack still resolves to its frames."""
+    import queue
+
+    funcs = _distinct_functions(300)
+    out: "queue.Queue[int]" = queue.Queue()
+    locks = [threading.Lock() for _ in funcs]
+    for lock in locks:
+        lock.acquire()
+    worker = threading.Thread(target=lambda: [f(out, lock) for f, lock in zip(funcs, locks)], daemon=True)
+    sampler = Sampler(rate_hz=100)
+    worker.start()
+    try:
+        for k in range(len(funcs)):
+            assert out.get(timeout=10) == k
+            while sampler._tstate.get(worker.ident, [None] * 4)[3] in (None, -1) or \
+                    _functions(sampler, worker.ident)[-1] != f"f{k}":
+                sampler.sample_once()  # until the worker is seen blocked in f{k}
+            locks[k].release()
+    finally:
+        for lock in locks:
+            if lock.locked():
+                lock.release()
+        worker.join(timeout=10)
+
+    assert _W.cache_sizes()["stack_slots"] > 256  # grew
+
+    leaf = _distinct_functions(1)[0]
+    namespace = {"f0": leaf}
+    src = "".join(f"def c{k}(out, lock):\n    c{k + 1}(out, lock)\n" for k in range(699))
+    exec(src + "def c699(out, lock):\n    f0(out, lock)\n", namespace)
+    deep_out: "queue.Queue[int]" = queue.Queue()
+    lock = threading.Lock()
+    lock.acquire()
+    t = threading.Thread(target=namespace["c0"], args=(deep_out, lock), daemon=True)
+    t.start()
+    try:
+        deep_out.get(timeout=10)
+        big = Sampler(rate_hz=100, max_depth=1000)
+        while big._tstate.get(t.ident, [None] * 4)[3] in (None, -1) or _functions(big, t.ident)[-1] != "f0":
+            big.sample_once()
+        assert _functions(big, t.ident)[-701:] == [f"c{k}" for k in range(700)] + ["f0"]
+        assert _W.cache_sizes()["location_slots"] > 1024  # grew
+    finally:
+        lock.release()
+        t.join(timeout=10)
