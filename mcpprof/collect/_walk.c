@@ -53,6 +53,14 @@ static PyObject *cached_fid(PyObject *locs, PyObject *code_id, PyObject *lasti)
 
 #include "_walk_caches.h"
 
+static void release_fids(PyObject **fids, Py_ssize_t n, PyObject **small)
+{
+    for (Py_ssize_t i = 0; i < n; i++)
+        Py_DECREF(fids[i]);
+    if (fids != small)
+        PyMem_Free(fids);
+}
+
 /* The frame ids of frame and its callers, leaf first, from the location table (else locs, else
  * resolve(f), which interns the location into locs): *out holds *n new references (a buffer of
  * the caller's, small, or one allocated here). 1 if every location is cached, 0 if one is not
@@ -85,6 +93,8 @@ static int walk_fids(PyObject *frame, PyObject *locs, PyObject *resolve, PyObjec
             Py_XDECREF(lasti_o);
             if (fid != NULL && loc_bind(locs) == 0)  /* (the callback may have run another sampler's walk) */
                 loc_put(code, lasti, fid);
+            else if (fid != NULL)
+                PyErr_Clear();  /* no memory for the table: the dict answers next time */
         }
         Py_DECREF(code);
         if (fid == NULL || (n == cap && grow(&fids, small, n, &cap) < 0)) {
@@ -98,23 +108,12 @@ static int walk_fids(PyObject *frame, PyObject *locs, PyObject *resolve, PyObjec
         f = back;
     }
     if (r != 1) {
-        for (Py_ssize_t i = 0; i < n; i++)
-            Py_DECREF(fids[i]);
-        if (fids != small)
-            PyMem_Free(fids);
+        release_fids(fids, n, small);
         return r;
     }
     *out = fids;
     *n_out = n;
     return 1;
-}
-
-static void release_fids(PyObject **fids, Py_ssize_t n, PyObject **small)
-{
-    for (Py_ssize_t i = 0; i < n; i++)
-        Py_DECREF(fids[i]);
-    if (fids != small)
-        PyMem_Free(fids);
 }
 
 static PyObject *key_of(PyObject **fids, Py_ssize_t n)  /* the stack table's key: root first */
