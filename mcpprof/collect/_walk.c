@@ -29,14 +29,14 @@
 
 /* double the buffer *items (holding n items; small is the caller's stack buffer); -1 with
  * MemoryError set and *items unchanged on failure */
-static int grow(PyObject ***items, PyObject **small, Py_ssize_t n, Py_ssize_t *cap)
+static int grow(long **items, long *small, Py_ssize_t n, Py_ssize_t *cap)
 {
-    PyObject **bigger = PyMem_Malloc(2 * *cap * sizeof(PyObject *));
+    long *bigger = PyMem_Malloc(2 * *cap * sizeof(long));
     if (bigger == NULL) {
         PyErr_NoMemory();
         return -1;
     }
-    memcpy(bigger, *items, n * sizeof(PyObject *));
+    memcpy(bigger, *items, n * sizeof(long));
     if (*items != small)
         PyMem_Free(*items);
     *items = bigger;
@@ -53,22 +53,45 @@ static PyObject *cached_fid(PyObject *locs, PyObject *code_id, PyObject *lasti)
 
 #include "_walk_caches.h"
 
-static void release_fids(PyObject **fids, Py_ssize_t n, PyObject **small)
+/* The frame id cached for (code, lasti): the location table, else locs (copied into the table),
+ * else resolve(f), which interns the location into locs. 1 and *fid if cached, 0 if not (a full
+ * table, or an entry that is not an int), -1 on error. */
+static int frame_id(PyFrameObject *f, PyCodeObject *code, int lasti, PyObject *locs, PyObject *resolve, long *fid)
 {
-    for (Py_ssize_t i = 0; i < n; i++)
-        Py_DECREF(fids[i]);
-    if (fids != small)
-        PyMem_Free(fids);
+    if (LC.owner == locs && loc_get(code, lasti, fid))
+        return 1;
+    PyObject *code_id = PyLong_FromVoidPtr(code), *lasti_o = PyLong_FromLong(lasti), *found = NULL;
+    if (code_id != NULL && lasti_o != NULL) {
+        found = cached_fid(locs, code_id, lasti_o);
+        if (found == NULL && resolve != NULL && !PyErr_Occurred()) {
+            PyObject *res = PyObject_CallOneArg(resolve, (PyObject *)f);
+            if (res != NULL && res != Py_None)
+                found = cached_fid(locs, code_id, lasti_o);  /* now cached, unless it could not be */
+            Py_XDECREF(res);
+        }
+    }
+    Py_XDECREF(code_id);
+    Py_XDECREF(lasti_o);
+    if (found == NULL || !PyLong_CheckExact(found))
+        return PyErr_Occurred() ? -1 : 0;
+    *fid = PyLong_AsLong(found);  /* locs holds found: read before anything else runs */
+    if (*fid == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (loc_bind(locs) == 0)  /* (the callback may have run another sampler's walk) */
+        loc_put(code, lasti, *fid);
+    else
+        PyErr_Clear();  /* no memory for the table: the dict answers next time */
+    return 1;
 }
 
-/* The frame ids of frame and its callers, leaf first, from the location table (else locs, else
- * resolve(f), which interns the location into locs): *out holds *n new references (a buffer of
- * the caller's, small, or one allocated here). 1 if every location is cached, 0 if one is not
- * (nothing returned), -1 on error. */
-static int walk_fids(PyObject *frame, PyObject *locs, PyObject *resolve, PyObject **small, PyObject ***out,
-                     Py_ssize_t *n_out)
+/* The frame ids of frame and its callers, leaf first: *out holds *n of them (small, the caller's
+ * buffer of SMALL, or one allocated here for the caller to free). 1 if every location is cached,
+ * 0 if one is not (nothing returned), -1 on error. */
+static int walk_fids(PyObject *frame, PyObject *locs, PyObject *resolve, long *small, long **out, Py_ssize_t *n_out)
 {
-    PyObject **fids = small;
+    long *fids = small;
     Py_ssize_t n = 0, cap = SMALL;
     int r = 1;
     if (loc_bind(locs) < 0)
@@ -76,39 +99,20 @@ static int walk_fids(PyObject *frame, PyObject *locs, PyObject *resolve, PyObjec
     PyFrameObject *f = (PyFrameObject *)Py_NewRef(frame);
     while (f != NULL) {
         PyCodeObject *code = PyFrame_GetCode(f);
-        int lasti = LASTI(f);
-        PyObject *fid = LC.owner == locs ? loc_get(code, lasti) : NULL;
-        if (fid == NULL) {  /* not in the table: the dict, else the callback */
-            PyObject *code_id = PyLong_FromVoidPtr(code), *lasti_o = PyLong_FromLong(lasti);
-            if (code_id != NULL && lasti_o != NULL) {
-                fid = cached_fid(locs, code_id, lasti_o);
-                if (fid == NULL && resolve != NULL && !PyErr_Occurred()) {
-                    PyObject *res = PyObject_CallOneArg(resolve, (PyObject *)f);
-                    if (res != NULL && res != Py_None)
-                        fid = cached_fid(locs, code_id, lasti_o);  /* now cached, unless it could not be */
-                    Py_XDECREF(res);
-                }
-            }
-            Py_XDECREF(code_id);
-            Py_XDECREF(lasti_o);
-            if (fid != NULL && loc_bind(locs) == 0)  /* (the callback may have run another sampler's walk) */
-                loc_put(code, lasti, fid);
-            else if (fid != NULL)
-                PyErr_Clear();  /* no memory for the table: the dict answers next time */
-        }
+        r = n == cap && grow(&fids, small, n, &cap) < 0 ? -1 : frame_id(f, code, LASTI(f), locs, resolve, &fids[n]);
         Py_DECREF(code);
-        if (fid == NULL || (n == cap && grow(&fids, small, n, &cap) < 0)) {
+        if (r != 1) {
             Py_DECREF(f);
-            r = PyErr_Occurred() ? -1 : 0;
             break;
         }
-        fids[n++] = Py_NewRef(fid);
+        n++;
         PyFrameObject *back = PyFrame_GetBack(f);
         Py_DECREF(f);
         f = back;
     }
     if (r != 1) {
-        release_fids(fids, n, small);
+        if (fids != small)
+            PyMem_Free(fids);
         return r;
     }
     *out = fids;
@@ -116,11 +120,16 @@ static int walk_fids(PyObject *frame, PyObject *locs, PyObject *resolve, PyObjec
     return 1;
 }
 
-static PyObject *key_of(PyObject **fids, Py_ssize_t n)  /* the stack table's key: root first */
+static PyObject *key_of(const long *fids, Py_ssize_t n)  /* the stack table's key: root first */
 {
     PyObject *key = PyTuple_New(n);
-    for (Py_ssize_t i = 0; key != NULL && i < n; i++)
-        PyTuple_SET_ITEM(key, i, Py_NewRef(fids[n - 1 - i]));
+    for (Py_ssize_t i = 0; key != NULL && i < n; i++) {
+        PyObject *fid = PyLong_FromLong(fids[n - 1 - i]);
+        if (fid == NULL)
+            Py_CLEAR(key);
+        else
+            PyTuple_SET_ITEM(key, i, fid);
+    }
     return key;
 }
 
@@ -130,13 +139,14 @@ static PyObject *key_of(PyObject **fids, Py_ssize_t n)  /* the stack table's key
  * returns None when the sampler's tables are full: then the key is None). */
 static PyObject *stack_key(PyObject *frame, PyObject *locs, PyObject *resolve)
 {
-    PyObject *small[SMALL], **fids;
+    long small[SMALL], *fids;
     Py_ssize_t n;
     int r = walk_fids(frame, locs, resolve, small, &fids, &n);
     if (r <= 0)
         return r < 0 ? NULL : Py_NewRef(Py_None);
     PyObject *key = key_of(fids, n);
-    release_fids(fids, n, small);
+    if (fids != small)
+        PyMem_Free(fids);
     return key;
 }
 
@@ -230,24 +240,14 @@ static int is_sid(PyObject *o, long sid)
  * sampler's callbacks; None if the tables are full (Python then takes the overflow stack) */
 static PyObject *stack_id(Tick *t, PyObject *top)
 {
-    PyObject *small[SMALL], **fids, *sid = NULL;
-    long vsmall[SMALL], *vals = vsmall;
+    long small[SMALL], *fids;
     Py_ssize_t n;
+    PyObject *sid = NULL;
     int r = walk_fids(top, t->locs, t->resolve, small, &fids, &n);
     if (r <= 0)
         return r < 0 ? NULL : Py_NewRef(Py_None);
-    if (n > SMALL && (vals = PyMem_Malloc(n * sizeof(long))) == NULL) {
-        release_fids(fids, n, small);
-        return PyErr_NoMemory();
-    }
-    int exact = 1;  /* every frame id a C long (always, for the sampler's ints) */
-    for (Py_ssize_t i = 0; i < n && exact; i++) {
-        vals[i] = PyLong_CheckExact(fids[i]) ? PyLong_AsLong(fids[i]) : -1;
-        exact = !(vals[i] == -1 && (PyErr_Occurred() || !PyLong_CheckExact(fids[i])));
-    }
-    PyErr_Clear();
-    Py_uhash_t h = exact ? fids_hash(vals, n) : 0;
-    if (exact && stack_bind(t->stack_ids) == 0 && (sid = stack_get(vals, n, h)) != NULL) {
+    Py_uhash_t h = fids_hash(fids, n);
+    if (stack_bind(t->stack_ids) == 0 && (sid = stack_get(fids, n, h)) != NULL) {
         Py_INCREF(sid);
     } else if (!PyErr_Occurred()) {
         PyObject *key = key_of(fids, n);
@@ -259,14 +259,13 @@ static PyObject *stack_id(Tick *t, PyObject *top)
                 sid = PyObject_CallOneArg(t->new_stack, key);
             Py_DECREF(key);
         }
-        if (sid != NULL && exact && PyLong_CheckExact(sid) && stack_bind(t->stack_ids) == 0)
-            stack_put(vals, n, h, sid);
+        if (sid != NULL && PyLong_CheckExact(sid) && stack_bind(t->stack_ids) == 0)
+            stack_put(fids, n, h, sid);
         else if (PyErr_Occurred() && sid != NULL)
             PyErr_Clear();  /* not cached (no memory): found the slow way next time */
     }
-    if (vals != vsmall)
-        PyMem_Free(vals);
-    release_fids(fids, n, small);
+    if (fids != small)
+        PyMem_Free(fids);
     return sid;
 }
 

@@ -8,8 +8,8 @@
  *   stacks     frame ids, leaf first -> stack id, copied from stack_ids (or the new_stack callback).
  * Each table belongs to one dict of the sampler's (held, so its identity cannot be reused) and is
  * emptied when a call brings another dict (tables cleared, another sampler). A code pointer stays
- * valid as long as its entry in locs does (the sampler keeps those code objects alive). Entries
- * hold their frame ids and stack ids. Bounded: past LOC_MAX / STACK_MAX entries a table starts
+ * valid as long as its entry in locs does (the sampler keeps those code objects alive). Frame ids
+ * are kept as C longs (the sampler's ids are small ints), stack ids as the ints themselves. Bounded: past LOC_MAX / STACK_MAX entries a table starts
  * over. */
 
 #define LOC_MIN 1024
@@ -17,7 +17,7 @@
 #define STACK_MIN 256
 #define STACK_MAX (1 << 14)
 
-typedef struct { void *code; int lasti; PyObject *fid; } LocSlot;  /* empty: code NULL */
+typedef struct { void *code; int lasti; long fid; } LocSlot;  /* empty: code NULL */
 typedef struct { Py_uhash_t h; Py_ssize_t n; long *fids; PyObject *sid; } StackSlot;  /* empty: sid NULL */
 
 static struct { PyObject *owner; LocSlot *slots; Py_ssize_t cap, used; } LC;
@@ -31,8 +31,6 @@ static Py_ssize_t loc_slot(void *code, int lasti, Py_ssize_t cap)
 
 static void loc_empty(void)
 {
-    for (Py_ssize_t i = 0; i < LC.cap; i++)
-        Py_XDECREF(LC.slots[i].fid);
     if (LC.slots != NULL)
         memset(LC.slots, 0, LC.cap * sizeof(LocSlot));
     LC.used = 0;
@@ -64,13 +62,15 @@ static int loc_bind(PyObject *locs)
     return table_bind((void **)&LC.slots, &LC.cap, LOC_MIN, sizeof(LocSlot), &LC.owner, locs, loc_empty);
 }
 
-static PyObject *loc_get(void *code, int lasti)  /* borrowed, NULL if not there */
+static int loc_get(void *code, int lasti, long *fid)  /* 1 and *fid if there, else 0 */
 {
     Py_ssize_t mask = LC.cap - 1;
     for (Py_ssize_t i = loc_slot(code, lasti, LC.cap); LC.slots[i].code != NULL; i = (i + 1) & mask)
-        if (LC.slots[i].code == code && LC.slots[i].lasti == lasti)
-            return LC.slots[i].fid;
-    return NULL;
+        if (LC.slots[i].code == code && LC.slots[i].lasti == lasti) {
+            *fid = LC.slots[i].fid;
+            return 1;
+        }
+    return 0;
 }
 
 static void loc_insert(LocSlot *slots, Py_ssize_t cap, LocSlot e)
@@ -107,10 +107,10 @@ static void loc_move(void *from, Py_ssize_t from_cap, void *to, Py_ssize_t to_ca
             loc_insert(to, to_cap, ((LocSlot *)from)[i]);
 }
 
-static void loc_put(void *code, int lasti, PyObject *fid)
+static void loc_put(void *code, int lasti, long fid)
 {
     table_room((void **)&LC.slots, &LC.cap, LC.used, LOC_MAX, sizeof(LocSlot), loc_move, loc_empty);
-    LocSlot e = {code, lasti, Py_NewRef(fid)};
+    LocSlot e = {code, lasti, fid};
     loc_insert(LC.slots, LC.cap, e);
     LC.used++;
 }
