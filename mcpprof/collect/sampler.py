@@ -72,6 +72,7 @@ class Sampler(TickMixin, TimerMixin, ThreadBookMixin, StackTable):
         self._prev_handler: Any = None
         self._idle: Dict[int, Tuple[Any, bool]] = {}  # id(code) -> (code, is an idle leaf)
         self._tagger, self._clock, self._frames_fn = tagger, clock, frames
+        self._fast: Optional[Tuple[Any, ...]] = None  # the C tick's arguments (tick.TickMixin._fast_args)
         self._stack_key = stack_key_of(frames)
         self._threads_fn = threads if threads is not None else python_threads
         if cpu_clock is None:

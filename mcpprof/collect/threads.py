@@ -153,5 +153,17 @@ def request_tagger() -> Callable[[int], Optional[LabelSet]]:
     tagger.capture = capture  # type: ignore[attr-defined]
     tagger.tag_of = tag_of  # type: ignore[attr-defined]
     if tag_for_loop is None:  # the sampler's C tick reads the captured map itself
-        tagger.requests_now = lambda: (captured[0], untagged())  # type: ignore[attr-defined]
+        def capture_now(frames_fn: Callable[[], Dict[int, Any]]) -> Tuple[Dict[int, Any], Dict[int, Any],
+                                                                        Optional[LabelSet]]:
+            """``capture`` for the C tick, in one call: the frames, the thread -> request map taken
+            with them, and the labels of a thread outside any request."""
+            if frames_and_tags is not None and frames_fn is sys._current_frames:
+                frames, tags = frames_and_tags()
+                captured[0] = tags
+            else:
+                frames = frames_fn()
+                tags = captured[0] = context.thread_tag_map()
+            return frames, tags, (None if context.serving else startup)
+
+        tagger.capture_now = capture_now  # type: ignore[attr-defined]
     return tagger

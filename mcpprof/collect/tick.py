@@ -11,8 +11,8 @@ extension, with fake frames or another tagger). A mixin of the Sampler; stdlib o
 
 from __future__ import annotations
 
-import threading
 import time
+from _thread import get_ident
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..model.labels import THREAD_NAME
@@ -31,6 +31,7 @@ class TickMixin:
     max_stacks: int
     sample_hook: Optional[Callable[[int, int, LabelSet, int, int], None]]
     _tagger: Any
+    _fast: Optional[Tuple[Any, ...]]
     _clock: Callable[[], int]
     _cpu_clock: Any
     _frames_fn: Callable[[], Dict[int, Any]]
@@ -85,18 +86,51 @@ class TickMixin:
         self._last_tick = self._end_clock = now
         if self._start_clock is None:  # sampled by hand: the first tick covers one period
             self._start_clock, self._start_ns = now - wall, time.time_ns() - wall
-        self._ticks += 1
+        self._ticks = ticks = self._ticks + 1
         self._ran_ns += wall if wall <= _RAN_GAP * self.period_ns else self.period_ns
-        first_tick = self._ticks == 1  # threads seen now were there before sampling began
-        if self._ticks % self._refresh_every == 1 or self._refresh_every == 1:
+        if ticks % self._refresh_every == 1 or self._refresh_every == 1:
             self._refresh_threads()
-        capture = getattr(self._tagger, "capture", None)  # requests read together with the frames
-        frames = capture(self._frames_fn) if capture is not None else self._frames_fn()
-        own = threading.get_ident()
+        own = get_ident()
         main_ident = -1
-        if main_frame is not None:  # called from the signal handler: sample the interrupted frame
-            frames[own] = main_frame
-            main_ident, own = own, -1
+        fast = self._fast_args()
+        if fast is not None:  # C: every thread whose sample needs nothing new; the rest in Python
+            frames, tags, untagged = fast[0](self._frames_fn)
+            if main_frame is not None:  # called from the signal handler: sample the interrupted frame
+                frames[own] = main_frame
+                main_ident, own = own, -1
+            slow: List[int] = []
+            errors: List[BaseException] = []
+            n, overflow = sample_threads(frames, tags, untagged, self._tstate, self._own_threads, own, main_ident,
+                                         main_cpu, wall, self._locs, fast[2], self._stack_ids, fast[3], self._idle,
+                                         fast[4], self._names, self._labels, fast[5], self._agg, self.max_stacks,
+                                         self._ovf_sid, self.sample_hook, fast[1], slow, errors)
+            for exc in errors:
+                self._note_error(exc)
+            if slow:
+                more, over = self._sample_items([(ident, frames[ident]) for ident in slow], own, main_ident,
+                                                main_cpu, wall, ticks == 1)
+                n += more
+                overflow += over
+        else:
+            capture = getattr(self._tagger, "capture", None)  # requests read together with the frames
+            frames = capture(self._frames_fn) if capture is not None else self._frames_fn()
+            if main_frame is not None:
+                frames[own] = main_frame
+                main_ident, own = own, -1
+            n, overflow = self._sample_items(frames.items(), own, main_ident, main_cpu, wall, ticks == 1)
+        self._samples += n
+        self._overflow += overflow
+        tstate = self._tstate
+        if len(tstate) > n:  # some threads are gone
+            for ident in [i for i in tstate if i not in frames or i == own]:
+                self._drop_thread(ident)
+
+    def _sample_items(self, items: Any, own: int, main_ident: int, main_cpu: Optional[int], wall: int,
+                      first_tick: bool) -> Tuple[int, int]:
+        """The tick's Python loop over ``(ident, top frame)`` pairs: every thread without the C
+        extension, else only those the C loop left (new threads, full tables). Returns (samples,
+        samples that went to the overflow stack). ``first_tick``: threads seen now were there before
+        sampling began."""
         idle_codes = self._idle
         cpu_clock, tagger, tstate, names = self._cpu_clock, self._tagger, self._tstate, self._names
         lcache, agg, raw = self._labels, self._agg, self._raw
@@ -105,19 +139,6 @@ class TickMixin:
         ovf_sid = self._ovf_sid
         stack_key, stack_ids = self._stack_key, self._stack_ids
         own_threads = self._own_threads
-        items: Any = frames.items()
-        fast = self._fast_args()
-        if fast is not None:  # C: every thread whose sample needs nothing new; the rest below
-            slow: List[int] = []
-            errors: List[BaseException] = []
-            tags, untagged, clocks = fast
-            n, overflow = sample_threads(frames, tags, untagged, tstate, own_threads, own, main_ident,
-                                         main_cpu, wall, self._locs, self._cache_location, stack_ids,
-                                         self._new_stack, idle_codes, self._idle_of, names, lcache, self._make_labels,
-                                         agg, self.max_stacks, ovf_sid, hook, clocks, slow, errors)
-            for exc in errors:
-                self._note_error(exc)
-            items = [(ident, frames[ident]) for ident in slow]
         for ident, top in items:
             if ident == own or ident in own_threads:
                 continue
@@ -201,24 +222,25 @@ class TickMixin:
                     hook(ident, sid, labels, wall, cpu)
             except Exception as exc:
                 self._note_error(exc)
-        self._samples += n
-        self._overflow += overflow
-        if len(tstate) > n:  # some threads are gone
-            for ident in [i for i in tstate if i not in frames or i == own]:
-                self._drop_thread(ident)
+        return n, overflow
 
-    def _fast_args(self) -> Optional[Tuple[Dict[int, Any], Optional[LabelSet], Dict[int, Any]]]:
-        """What the C tick needs beyond the sampler's own tables (this tick's thread -> request map
-        and the labels of a thread outside any request, from the tagger; the CPU clock ids), or None
-        where the Python loop does all: no C walk, fake frames, another tagger or CPU clock."""
+    def _fast_args(self) -> Optional[Tuple[Any, ...]]:
+        """What the C tick needs beyond the sampler's tables, or None where the Python loop does all
+        (no C walk, fake frames, another tagger or CPU clock): the tagger's ``capture_now`` (frames,
+        thread -> request map, labels outside any request), the CPU clock ids, the sampler's bound
+        callbacks. Cached while the tagger stays the same, so a tick reads one attribute."""
+        fast, tagger = self._fast, self._tagger
+        if fast is not None and fast[6] is tagger:
+            return fast
         if sample_threads is None or self._stack_key is None:
             return None
-        requests_now = getattr(self._tagger, "requests_now", None)
-        clocks = getattr(self._cpu_clock, "ids", None)
-        if requests_now is None or clocks is None:
+        capture_now = getattr(tagger, "capture_now", None)
+        clocks = getattr(self._cpu_clock, "ids", None)  # never rebound (ThreadCpuClocks)
+        if capture_now is None or clocks is None:
             return None
-        tags, untagged = requests_now()
-        return tags, untagged, clocks
+        self._fast = fast = (capture_now, clocks, self._cache_location, self._new_stack, self._idle_of,
+                             self._make_labels, tagger)
+        return fast
 
     def _idle_of(self, code: Any) -> bool:
         """Whether ``code`` at the top of a stack means "waiting" (cached by id, code kept alive)."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from _thread import get_ident
+from time import thread_time_ns
 from typing import Any
 
 _LONG_WAIT_NS = 50_000_000  # longer sleeps wait on an Event, so stop() is prompt at low rates
@@ -97,20 +99,20 @@ class TimerMixin:
         return True
 
     def _on_alarm(self, signum: int, frame: Any) -> None:
-        t0 = time.thread_time_ns()
+        t0 = thread_time_ns()
         lock = self._lock
         if not lock.acquire(False):  # the main thread was interrupted while holding it: skip
             self._missed += 1
             return
-        self._tick_owner = ident = threading.get_ident()
+        self._tick_owner = ident = get_ident()
         try:
-            self._tick(main_frame=frame, main_cpu=t0)
+            self._tick(frame, t0)
         except Exception as exc:
             self._note_error(exc)
         finally:
             self._tick_owner = 0
             lock.release()
-        t1 = time.thread_time_ns()
+        t1 = thread_time_ns()
         self._own_cpu_ns += t1 - t0
         st = self._tstate.get(ident)
         if st is not None and st[0] is not None:  # the next CPU delta leaves this handler out

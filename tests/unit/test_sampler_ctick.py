@@ -175,3 +175,29 @@ def test_the_c_tick_walks_a_running_thread_and_interns_its_new_stacks(monkeypatc
     assert sum(smp.values[p.value_index("cpu")] for smp, _ in spin) > 0
     assert not any(t.ident in later for later in slow[1:])  # new locations interned from C
     assert p.metadata["errors"] == 0
+
+
+def test_the_c_tick_arguments_follow_the_tagger(threads, monkeypatch):
+    """The C tick's arguments are kept between ticks but made again for another tagger; a tagger
+    without ``capture_now`` sends every thread through the Python loop."""
+    s = Sampler(clock=Ticking())
+    s.sample_once()
+    first = s._fast_args()
+    assert first is not None and first is s._fast_args()  # kept: one read per tick
+    calls = []
+    default = s.tagger
+
+    def plain(ident):  # another tagger, with no capture_now: the Python loop does all
+        calls.append(ident)
+        return default(ident)
+
+    s._tagger = plain
+    assert s._fast_args() is None
+    s.sample_once()
+    assert {threads["ct-blocked"], threads["ct-tagged"]} <= set(calls)  # (the idle one keeps its key)
+    s._tagger = default
+    again = s._fast_args()
+    assert again is not None and again[0] is default.capture_now
+    s.sample_once()
+    p = s.snapshot()
+    assert _ours(p) and p.metadata.get("errors", 0) == 0
