@@ -12,12 +12,23 @@
  * Both read locations and stacks through flat tables in front of the sampler's dicts
  * (_walk_caches.h).
  *
- * Public C API (PyFrame_GetCode / GetLasti / GetBack; f_lasti on 3.10); runs on the sampler's tick.
+ * Public C API (PyFrame_GetCode / GetLasti / GetBack; f_lasti on 3.10), and on 3.11-3.12 the
+ * interpreter's frame chain for stacks whose locations are all known (fast_fids); runs on the
+ * sampler's tick.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <frameobject.h>
 #include <time.h>
+
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030D0000
+/* 3.11 and 3.12: the interpreter's frame chain, read without making a frame object per caller
+ * (PyFrame_GetBack makes one for every caller that has none; the server then frees them) */
+#define FAST_WALK 1
+#define Py_BUILD_CORE
+#include "internal/pycore_frame.h"
+#undef Py_BUILD_CORE
+#endif
 
 #if PY_VERSION_HEX >= 0x030B0000
 #define LASTI(f) PyFrame_GetLasti(f)
@@ -89,6 +100,45 @@ static int frame_id(PyFrameObject *f, PyCodeObject *code, int lasti, PyObject *l
 /* The frame ids of frame and its callers, leaf first: *out holds *n of them (small, the caller's
  * buffer of SMALL, or one allocated here for the caller to free). 1 if every location is cached,
  * 0 if one is not (nothing returned), -1 on error. */
+#ifdef FAST_WALK
+/* The walk below for a stack whose every location is in the location table, in C alone: the
+ * interpreter frames of frame and its callers, read as PyFrame_GetBack would go (a frame object's
+ * f_back first, else the previous frame, skipping incomplete ones) and PyFrame_GetLasti would
+ * count. Nothing here runs Python code, so the frames cannot change under it. 1 with the ids (as
+ * walk_fids), 0 at the first location not in the table (nothing returned), -1 on error. */
+static int fast_fids(PyFrameObject *top, long *small, long **out, Py_ssize_t *n_out)
+{
+    long *fids = small;
+    Py_ssize_t n = 0, cap = SMALL;
+    PyFrameObject *fo = top;
+    _PyInterpreterFrame *f = top->f_frame;
+    while (f != NULL) {
+        int lasti = _PyInterpreterFrame_LASTI(f);
+        lasti = lasti < 0 ? -1 : lasti * (int)sizeof(_Py_CODEUNIT);
+        if ((n == cap && grow(&fids, small, n, &cap) < 0) || !loc_get(f->f_code, lasti, &fids[n])) {
+            if (fids != small)
+                PyMem_Free(fids);
+            return PyErr_Occurred() ? -1 : 0;
+        }
+        n++;
+        if (fo == NULL)
+            fo = f->frame_obj;
+        if (fo != NULL && fo->f_back != NULL) {
+            fo = fo->f_back;
+            f = fo->f_frame;
+            continue;
+        }
+        f = f->previous;
+        while (f != NULL && _PyFrame_IsIncomplete(f))
+            f = f->previous;
+        fo = NULL;
+    }
+    *out = fids;
+    *n_out = n;
+    return 1;
+}
+#endif
+
 static int walk_fids(PyObject *frame, PyObject *locs, PyObject *resolve, long *small, long **out, Py_ssize_t *n_out)
 {
     long *fids = small;
@@ -96,6 +146,14 @@ static int walk_fids(PyObject *frame, PyObject *locs, PyObject *resolve, long *s
     int r = 1;
     if (loc_bind(locs) < 0)
         return -1;
+#ifdef FAST_WALK
+    if (LC.owner == locs && PyFrame_Check(frame)) {
+        r = fast_fids((PyFrameObject *)frame, small, out, n_out);
+        if (r != 0)
+            return r;
+        r = 1;  /* a location to intern: the walk below, through the callback */
+    }
+#endif
     PyFrameObject *f = (PyFrameObject *)Py_NewRef(frame);
     while (f != NULL) {
         PyCodeObject *code = PyFrame_GetCode(f);

@@ -162,3 +162,61 @@ def test_tables_grow_past_their_first_size():
     finally:
         lock.release()
         t.join(timeout=10)
+
+
+def _gen_chain(depth: int, ready: threading.Event, lock: Any) -> None:
+    """A parked stack through a generator and a finished caller's frame object on the way."""
+    def gen():
+        yield _recurse(depth, ready, lock)
+    next(gen())
+
+
+@pytest.mark.skipif(sys.version_info[:2] not in ((3, 11), (3, 12)), reason="the frame-chain walk is for 3.11-3.12")
+def test_a_known_stack_is_walked_without_making_frame_objects():
+    """Once its locations are known, a fresh stack of the same code is read from the interpreter's
+    frames: the same frames as the first time, and no frame object made per caller (the public
+    API's walk makes one for every caller that has none, which the server then frees)."""
+    sampler = Sampler(rate_hz=100, max_depth=1000)
+    ident, stop = _parked(150)
+    sampler.sample_once()
+    first = _functions(sampler, ident)
+    stop()
+    ident, stop = _parked(150)  # the same code and lines, new frames: none has a frame object yet
+    try:
+        sampler.sample_once()  # the thread is new: its first sample goes through Python
+        ident2, stop2 = _parked(150)
+        try:
+            import gc
+            gc.collect()
+            blocks = sys.getallocatedblocks()
+            sampler.sample_once()  # ident2: known locations, new frames
+            made = sys.getallocatedblocks() - blocks
+            assert _functions(sampler, ident2) == first
+        finally:
+            stop2()
+    finally:
+        stop()
+    assert made < 60, made  # 150 callers walked; the public API would have made ~150 frame objects
+
+
+def test_generator_frames_resolve_like_python():
+    """A stack through a generator: the C walk and the Python walk give the same frames."""
+    ready, lock = threading.Event(), threading.Lock()
+    lock.acquire()
+    t = threading.Thread(target=_gen_chain, args=(5, ready, lock), daemon=True)
+    t.start()
+    ready.wait()
+    try:
+        c_walk = Sampler(rate_hz=100)
+        c_walk.sample_once()
+        c_walk.sample_once()
+        frames = sys._current_frames()[t.ident]
+        python = []
+        f = frames
+        while f is not None:
+            python.append(f.f_code.co_qualname)
+            f = f.f_back
+        assert _functions(c_walk, t.ident) == python[::-1]
+    finally:
+        lock.release()
+        t.join()
