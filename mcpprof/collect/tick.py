@@ -93,11 +93,17 @@ class TickMixin:
         own = get_ident()
         main_ident = -1
         fast = self._fast_args()
-        if fast is not None:  # C: every thread whose sample needs nothing new; the rest in Python
+        if fast is not None:  # the frames, the thread -> request map and the labels outside requests
             frames, tags, untagged = fast[0](self._frames_fn)
-            if main_frame is not None:  # called from the signal handler: sample the interrupted frame
-                frames[own] = main_frame
-                main_ident, own = own, -1
+        else:
+            capture = getattr(self._tagger, "capture", None)  # requests read together with the frames
+            frames = capture(self._frames_fn) if capture is not None else self._frames_fn()
+        if main_frame is not None:  # called from the signal handler: sample the interrupted frame
+            frames[own] = main_frame
+            main_ident, own = own, -1
+        if fast is None:
+            n, overflow = self._sample_items(frames.items(), own, main_ident, main_cpu, wall, ticks == 1)
+        else:  # C: every thread whose sample needs nothing new; the rest in Python
             slow: List[int] = []
             errors: List[BaseException] = []
             n, overflow = sample_threads(frames, tags, untagged, self._tstate, self._own_threads, own, main_ident,
@@ -111,13 +117,6 @@ class TickMixin:
                                                 main_cpu, wall, ticks == 1)
                 n += more
                 overflow += over
-        else:
-            capture = getattr(self._tagger, "capture", None)  # requests read together with the frames
-            frames = capture(self._frames_fn) if capture is not None else self._frames_fn()
-            if main_frame is not None:
-                frames[own] = main_frame
-                main_ident, own = own, -1
-            n, overflow = self._sample_items(frames.items(), own, main_ident, main_cpu, wall, ticks == 1)
         self._samples += n
         self._overflow += overflow
         tstate = self._tstate
@@ -226,9 +225,11 @@ class TickMixin:
 
     def _fast_args(self) -> Optional[Tuple[Any, ...]]:
         """What the C tick needs beyond the sampler's tables, or None where the Python loop does all
-        (no C walk, fake frames, another tagger or CPU clock): the tagger's ``capture_now`` (frames,
-        thread -> request map, labels outside any request), the CPU clock ids, the sampler's bound
-        callbacks. Cached while the tagger stays the same, so a tick reads one attribute."""
+        (no C walk, fake frames, another tagger or CPU clock): ``(capture_now, clock ids,
+        _cache_location, _new_stack, _idle_of, _make_labels, tagger)`` - the tagger's ``capture_now``
+        (frames, thread -> request map, labels outside any request), the CPU clock ids, the
+        sampler's bound callbacks. Kept while the tagger stays the same, so a tick reads one
+        attribute."""
         fast, tagger = self._fast, self._tagger
         if fast is not None and fast[6] is tagger:
             return fast
