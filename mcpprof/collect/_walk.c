@@ -103,9 +103,12 @@ static int frame_id(PyFrameObject *f, PyCodeObject *code, int lasti, PyObject *l
 #ifdef FAST_WALK
 /* The walk below for a stack whose every location is in the location table, in C alone: the
  * interpreter frames of frame and its callers, read as PyFrame_GetBack would go (a frame object's
- * f_back first, else the previous frame, skipping incomplete ones) and PyFrame_GetLasti would
- * count. Nothing here runs Python code, so the frames cannot change under it. 1 with the ids (as
- * walk_fids), 0 at the first location not in the table (nothing returned), -1 on error. */
+ * f_back first, else the previous frame) and PyFrame_GetLasti would count. Nothing here runs
+ * Python code, so the frames cannot change under it. PyFrame_GetBack also skips incomplete frames
+ * (still in their prologue); their offset is one no complete frame has, so no location the table
+ * holds matches one (the table is filled from complete frames only), and the walk below handles
+ * it, without reading every code object to tell. 1 with the ids (as walk_fids), 0 at the first
+ * location not in the table (nothing returned), -1 on error. */
 static int fast_fids(PyFrameObject *top, long *small, long **out, Py_ssize_t *n_out)
 {
     long *fids = small;
@@ -129,8 +132,6 @@ static int fast_fids(PyFrameObject *top, long *small, long **out, Py_ssize_t *n_
             continue;
         }
         f = f->previous;
-        while (f != NULL && _PyFrame_IsIncomplete(f))
-            f = f->previous;
         fo = NULL;
     }
     *out = fids;
