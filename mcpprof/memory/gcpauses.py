@@ -11,7 +11,9 @@ from __future__ import annotations
 import gc
 import threading
 import time
+from _thread import get_ident
 from collections import deque
+from time import perf_counter_ns
 from typing import Any, Deque, Dict, List, Optional, Tuple
 
 MAX_EVENTS = 20_000
@@ -40,10 +42,18 @@ class GcPauseRecorder:
         self._starts: Dict[int, int] = {}  # thread ident -> perf_counter_ns at "start"
         self.t0 = 0
         self.started = False
+        self._context: Any = None  # mcpprof.mcp.context, imported at start
+        self._last_tag: Any = None  # the request of the previous collection, and its name
+        self._last_name = OUTSIDE
 
     def start(self) -> None:
         if self.started:
             return
+        try:
+            from ..mcp import context
+            self._context = context
+        except Exception:  # pragma: no cover - the names fall back to _request_name
+            self._context = None
         self.t0 = time.perf_counter_ns()
         gc.callbacks.append(self._callback)
         self.started = True
@@ -56,29 +66,49 @@ class GcPauseRecorder:
         self.started = False
 
     def _callback(self, phase: str, info: Dict[str, int]) -> None:
+        # On every collection (hundreds a second in a busy server): no import, no formatting, no
+        # allocation beyond the event, on the path that runs twice per collection.
         try:
-            now = time.perf_counter_ns()
-            ident = threading.get_ident()
+            now = perf_counter_ns()
+            ident = get_ident()
             if phase == "start":
                 self._starts[ident] = now
                 return
             began = self._starts.pop(ident, None)
             if began is None:
                 return
-            gen, dur = int(info.get("generation", 0)), now - began
-            collected, uncollectable = int(info.get("collected", 0)), int(info.get("uncollectable", 0))
-            name = _request_name()
+            gen, dur = info["generation"], now - began
+            collected, uncollectable = info["collected"], info["uncollectable"]
+            name = self._name_now(ident)
             self.events.append((began - self.t0, gen, dur, collected, uncollectable, name))
-            tot = self.totals.setdefault(gen, [0, 0, 0, 0])
+            tot = self.totals.get(gen)
+            if tot is None:
+                tot = self.totals[gen] = [0, 0, 0, 0]
             tot[0] += 1
             tot[1] += dur
-            tot[2] = max(tot[2], dur)
+            if dur > tot[2]:
+                tot[2] = dur
             tot[3] += collected
-            req = self.by_request.setdefault(name, [0, 0])
+            req = self.by_request.get(name)
+            if req is None:
+                req = self.by_request[name] = [0, 0]
             req[0] += 1
             req[1] += dur
         except Exception:  # never disturb a collection
             pass
+
+    def _name_now(self, ident: int) -> str:
+        """The name of the request the collection landed in (of the calling context, else of the
+        thread), the previous one's name again when it is the same request."""
+        context = self._context
+        if context is None:
+            return _request_name()
+        tag = context.CURRENT.get() or context.tag_for_thread(ident)
+        if tag is None:
+            return OUTSIDE
+        if tag is not self._last_tag:
+            self._last_tag, self._last_name = tag, tag.name
+        return self._last_name
 
     def to_dict(self, limit: Optional[int] = None) -> Dict[str, Any]:
         """The stored form; ``limit``: only the latest that many events (totals stay exact)."""

@@ -34,6 +34,12 @@ def test_gc_pauses_record_generation_duration_and_the_request() -> None:
         finally:
             context.CURRENT.reset(token)
         gc.collect(2)
+        for name in ("other", "crunch"):  # each collection names its own request, not the last one's
+            token = context.CURRENT.set(context.tag_for("tools/call", {"name": name}))
+            try:
+                gc.collect(0)
+            finally:
+                context.CURRENT.reset(token)
     finally:
         rec.stop()
     profile = Profile([SAMPLES])
@@ -42,6 +48,8 @@ def test_gc_pauses_record_generation_duration_and_the_request() -> None:
     gens = [e[1] for e in data["events"]]
     assert 1 in gens and 2 in gens
     assert any(e[5] == "tools/call crunch" and e[1] == 1 for e in data["events"])
+    names0 = [e[5] for e in data["events"] if e[1] == 0]
+    assert "tools/call other" in names0 and "tools/call crunch" in names0[names0.index("tools/call other"):]
     assert all(e[2] > 0 for e in data["events"])
     summary = summarize(data, requests_served=4)
     assert summary["count"] >= 2 and summary["max_ns"] >= summary["p95_ns"] >= summary["p50_ns"] > 0
