@@ -333,9 +333,14 @@ static int sample_at(Tick *t, PyObject *ident_o, PyObject *top, PyObject *st, Py
 
 /* whether top's code is an idle leaf (the sampler's cache by id(code), filled through idle_of(code));
  * -1 on error */
-static int idle_rule(Tick *t, PyObject *top)
+static int idle_rule(Tick *t, PyObject *top, int lasti)
 {
     PyCodeObject *code = PyFrame_GetCode((PyFrameObject *)top);
+    LocSlot *slot = LC.owner == t->locs ? loc_find(code, lasti) : NULL;  /* the walk just read it */
+    if (slot != NULL && slot->idle >= 0) {
+        Py_DECREF(code);
+        return slot->idle;
+    }
     PyObject *code_id = PyLong_FromVoidPtr(code), *entry = NULL;
     if (code_id != NULL) {
         entry = PyDict_GetItemWithError(t->idle, code_id);
@@ -349,6 +354,10 @@ static int idle_rule(Tick *t, PyObject *top)
         idle = r != NULL ? PyObject_IsTrue(r) : -1;
         Py_XDECREF(r);
     }
+    /* found again: the callback may have run another sampler's walk, which moves the table */
+    slot = idle >= 0 && LC.owner == t->locs ? loc_find(code, lasti) : NULL;
+    if (slot != NULL)
+        slot->idle = (signed char)idle;
     Py_DECREF(code);
     return idle;
 }
@@ -427,7 +436,7 @@ static int sample_one(Tick *t, PyObject *ident_o, unsigned long long ident, PyOb
 static int sample_at(Tick *t, PyObject *ident_o, PyObject *top, PyObject *st, PyObject *sid, int walked, int lasti,
                      long long cur, long long cpu)
 {
-    int idle = idle_rule(t, top);
+    int idle = idle_rule(t, top, lasti);
     PyObject *name = idle < 0 ? NULL : PyDict_GetItemWithError(t->names, ident_o);
     if (name == NULL)
         return PyErr_Occurred() ? -1 : 0;

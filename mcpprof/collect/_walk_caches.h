@@ -17,7 +17,8 @@
 #define STACK_MIN 256
 #define STACK_MAX (1 << 14)
 
-typedef struct { void *code; int lasti; long fid; } LocSlot;  /* empty: code NULL */
+/* idle: whether the code is an idle leaf (1/0; -1 not known yet): a copy of the sampler's idle cache */
+typedef struct { void *code; int lasti; signed char idle; long fid; } LocSlot;  /* empty: code NULL */
 typedef struct { Py_uhash_t h; Py_ssize_t n; long *fids; PyObject *sid; } StackSlot;  /* empty: sid NULL */
 
 static struct { PyObject *owner; LocSlot *slots; Py_ssize_t cap, used; } LC;
@@ -62,15 +63,22 @@ static int loc_bind(PyObject *locs)
     return table_bind((void **)&LC.slots, &LC.cap, LOC_MIN, sizeof(LocSlot), &LC.owner, locs, loc_empty);
 }
 
-static int loc_get(void *code, int lasti, long *fid)  /* 1 and *fid if there, else 0 */
+static LocSlot *loc_find(void *code, int lasti)  /* the slot of (code, lasti), NULL if none */
 {
     Py_ssize_t mask = LC.cap - 1;
     for (Py_ssize_t i = loc_slot(code, lasti, LC.cap); LC.slots[i].code != NULL; i = (i + 1) & mask)
-        if (LC.slots[i].code == code && LC.slots[i].lasti == lasti) {
-            *fid = LC.slots[i].fid;
-            return 1;
-        }
-    return 0;
+        if (LC.slots[i].code == code && LC.slots[i].lasti == lasti)
+            return &LC.slots[i];
+    return NULL;
+}
+
+static int loc_get(void *code, int lasti, long *fid)  /* 1 and *fid if there, else 0 */
+{
+    LocSlot *slot = loc_find(code, lasti);
+    if (slot == NULL)
+        return 0;
+    *fid = slot->fid;
+    return 1;
 }
 
 static void loc_insert(LocSlot *slots, Py_ssize_t cap, LocSlot e)
@@ -110,7 +118,7 @@ static void loc_move(void *from, Py_ssize_t from_cap, void *to, Py_ssize_t to_ca
 static void loc_put(void *code, int lasti, long fid)
 {
     table_room((void **)&LC.slots, &LC.cap, LC.used, LOC_MAX, sizeof(LocSlot), loc_move, loc_empty);
-    LocSlot e = {code, lasti, fid};
+    LocSlot e = {code, lasti, -1, fid};
     loc_insert(LC.slots, LC.cap, e);
     LC.used++;
 }
