@@ -73,6 +73,8 @@ class Sampler(TickMixin, TimerMixin, ThreadBookMixin, StackTable):
         self._idle: Dict[int, Tuple[Any, bool]] = {}  # id(code) -> (code, is an idle leaf)
         self._tagger, self._clock, self._frames_fn = tagger, clock, frames
         self._fast: Optional[Tuple[Any, ...]] = None  # the C tick's arguments (tick.TickMixin._fast_args)
+        self._watching: Optional[Callable[[bool], None]] = None  # the tagger's watch_worker_calls, while on
+        self._take_calls: Optional[Callable[[], Any]] = None  # its take_worker_calls, while on
         self._stack_key = stack_key_of(frames)
         self._threads_fn = threads if threads is not None else python_threads
         if cpu_clock is None:
@@ -134,6 +136,7 @@ class Sampler(TickMixin, TimerMixin, ThreadBookMixin, StackTable):
             return self
         if self._tagger is None:
             self._tagger = request_tagger()
+        self._watch_calls(True)
         now = self._clock()
         with self._guard():
             if self._start_clock is None:
@@ -149,6 +152,7 @@ class Sampler(TickMixin, TimerMixin, ThreadBookMixin, StackTable):
 
     def stop(self) -> None:
         """Stop and join the sampling thread. Idempotent; never raises."""
+        self._watch_calls(False)
         t, self._stopping = self._thread, True
         if self._signal_on:
             self._stop_signal()
@@ -163,6 +167,19 @@ class Sampler(TickMixin, TimerMixin, ThreadBookMixin, StackTable):
         except Exception:
             pass
         self._thread = None
+
+    def _watch_calls(self, on: bool) -> None:
+        """While running, have the tagger note the sync calls its requests run on worker threads,
+        which the ticks charge to them (``TickMixin._charge_worker_calls``)."""
+        watch = getattr(self._tagger, "watch_worker_calls", None) if on else self._watching
+        if watch is None or (self._watching is not None) == on:
+            return
+        try:
+            watch(on)
+        except Exception:
+            return
+        self._watching = watch if on else None
+        self._take_calls = getattr(self._tagger, "take_worker_calls", None) if on else None
 
     def __enter__(self) -> "Sampler":
         return self.start()

@@ -32,6 +32,7 @@ class StackTable:
         self._stack_ids: Dict[Tuple[int, ...], int] = {}
         self._raw_frames = self._nlocs = 0
         self._ovf_sid = -1
+        self._call_sids: Dict[int, Tuple[Any, int]] = {}  # id(code or callable) -> (it, one-frame stack id)
 
     def _resolve(self, top: Any, ids: Optional[Sequence[int]] = None) -> int:
         """Stack id of the stack whose leaf is ``top``, interning what is new (the slow path).
@@ -80,6 +81,31 @@ class StackTable:
         full (the walk then looks it up again in the cache, where a full cache did not put it)."""
         fid = self._intern_location(f)
         return fid if fid >= 0 else None
+
+    def _call_sid(self, func: Any) -> int:
+        """Stack id of a one-frame stack for a callable run on a worker thread: its function (through
+        ``functools.partial`` and bound methods) at its ``def`` line."""
+        target, code = func, None
+        for _ in range(4):
+            code = getattr(target, "__code__", None)
+            if code is not None:
+                break
+            target = getattr(target, "func", None) or getattr(target, "__func__", None)
+            if target is None:
+                break
+        key = code if code is not None else func
+        hit = self._call_sids.get(id(key))
+        if hit is not None and hit[0] is key:
+            return hit[1]
+        if code is not None:
+            frame = Frame(getattr(code, "co_qualname", None) or code.co_name, code.co_filename, code.co_firstlineno)
+        else:
+            frame = Frame(getattr(func, "__qualname__", None) or type(func).__qualname__, "", 0)
+        fid = self._intern(frame)
+        sid = self._stack_id([fid]) if fid >= 0 else self._overflow_sid()
+        if len(self._call_sids) < 4096:
+            self._call_sids[id(key)] = (key, sid)
+        return sid
 
     def _new_stack(self, key: Tuple[int, ...]) -> int:
         """Stack id of a stack key from the C walk (frame ids root first), interned if new."""

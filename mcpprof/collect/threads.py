@@ -152,6 +152,8 @@ def request_tagger() -> Callable[[int], Optional[LabelSet]]:
 
     tagger.capture = capture  # type: ignore[attr-defined]
     tagger.tag_of = tag_of  # type: ignore[attr-defined]
+    tagger.watch_worker_calls = context.watch_worker_calls  # type: ignore[attr-defined]
+    tagger.take_worker_calls = context.take_worker_calls  # type: ignore[attr-defined]
     if tag_for_loop is None:  # the sampler's C tick reads the captured map itself
         def capture_now(frames_fn: Callable[[], Dict[int, Any]]) -> Tuple[Dict[int, Any], Dict[int, Any],
                                                                         Optional[LabelSet]]:

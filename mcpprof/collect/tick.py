@@ -32,6 +32,8 @@ class TickMixin:
     sample_hook: Optional[Callable[[int, int, LabelSet, int, int], None]]
     _tagger: Any
     _fast: Optional[Tuple[Any, ...]]
+    _take_calls: Optional[Callable[[], Any]]
+    _call_sid: Callable[[Any], int]
     _clock: Callable[[], int]
     _cpu_clock: Any
     _frames_fn: Callable[[], Dict[int, Any]]
@@ -90,6 +92,11 @@ class TickMixin:
         self._ran_ns += wall if wall <= _RAN_GAP * self.period_ns else self.period_ns
         if ticks % self._refresh_every == 1 or self._refresh_every == 1:
             self._refresh_threads()
+        take = self._take_calls
+        if take is not None:
+            calls = take()
+            if calls:
+                self._charge_worker_calls(calls)
         own = get_ident()
         main_ident = -1
         fast = self._fast_args()
@@ -123,6 +130,44 @@ class TickMixin:
         if len(tstate) > n:  # some threads are gone
             for ident in [i for i in tstate if i not in frames or i == own]:
                 self._drop_thread(ident)
+
+    def _charge_worker_calls(self, calls: List[Tuple[int, List[Tuple[Any, Any, int, int]]]]) -> None:
+        """Charge to their requests the CPU of the sync calls worker threads ran since their last
+        sample (``(callable, tag, CPU at start, at end)`` from the ``to_thread`` wrappers): a call
+        that fits in one hold of the GIL is never caught mid-call, as ticks run only while the
+        event-loop thread holds it. Only the part after the thread's last CPU reading counts (a
+        longer call was sampled mid-call before); it goes on a one-frame stack of the called
+        function, with no sample count or wall time, and the thread's next sample leaves it out."""
+        tstate, names, lcache, agg = self._tstate, self._names, self._labels, self._agg
+        for ident, records in calls:
+            st = tstate.get(ident)
+            if st is None or st[0] is None or ident in self._own_threads:
+                continue  # not sampled yet: its first sample charges its CPU so far
+            prev = st[0]
+            taken = 0
+            name = names.get(ident)
+            if name is None:
+                name = self._name_of(ident)
+            for func, tag, t0, t1 in records:
+                part = t1 - (t0 if t0 > prev else prev)
+                if part <= 0:
+                    continue
+                tl = getattr(tag, "labels", None)
+                labels = lcache.get((tl, name))
+                if labels is None:
+                    labels = self._make_labels(tl, name)
+                key = (self._call_sid(func), labels)
+                acc = agg.get(key)
+                if acc is None:
+                    if len(agg) >= self.max_stacks and key[0] != self._ovf_sid:
+                        key = (self._overflow_sid(), labels)
+                        acc = agg.get(key)
+                    if acc is None:
+                        acc = agg[key] = [0, 0, 0]
+                acc[2] += part
+                taken += part
+            if taken:
+                st[0] = prev + taken
 
     def _sample_items(self, items: Any, own: int, main_ident: int, main_cpu: Optional[int], wall: int,
                       first_tick: bool) -> Tuple[int, int]:

@@ -217,6 +217,8 @@ static PyMethodDef hooks_methods[] = {
     {"configure", (PyCFunction)(void (*)(void))hooks_configure, METH_VARARGS | METH_KEYWORDS,
      "Hand over the objects of mcpprof.mcp.context (once, before any other call)."},
     {"set_flags", hooks_set_flags, METH_VARARGS, "set_flags(serving, metering)"},
+    {"set_worker_calls", hooks_set_worker_calls, METH_O,
+     "set_worker_calls(dict or None): where the to_thread wrappers note the calls they ran"},
     {"tag_for", (PyCFunction)(void (*)(void))hooks_tag_for, METH_VARARGS | METH_KEYWORDS,
      "tag_for(method, params, request_id=None, session_id=None)"},
     {"metered", (PyCFunction)(void (*)(void))hooks_metered, METH_FASTCALL, "metered(awaitable, tag)"},

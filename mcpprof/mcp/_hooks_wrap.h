@@ -137,13 +137,55 @@ static void wrap_dealloc(WrapObject *w)
     PyObject_GC_Del(w);
 }
 
+/* While a sampler watches (worker_calls set): {thread ident: [(callable, tag, cpu at start, cpu at
+ * end), ...]} of the calls the wrappers ran on each worker thread since the sampler's last tick
+ * took them (context.take_worker_calls), at most WORKER_CALLS_MAX per thread. */
+static PyObject *worker_calls;
+#define WORKER_CALLS_MAX 64
+
+static void note_worker_call(PyObject *func, PyObject *tag, long long t0, long long t1)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);  /* the call's own exception, if any, goes on untouched */
+    PyObject *ident = PyLong_FromUnsignedLong(PyThread_get_thread_ident()), *list = NULL, *rec = NULL;
+    if (ident != NULL) {
+        list = PyDict_GetItemWithError(worker_calls, ident);  /* borrowed */
+        if (list == NULL && !PyErr_Occurred() && (list = PyList_New(0)) != NULL) {
+            if (PyDict_SetItem(worker_calls, ident, list) < 0)
+                Py_CLEAR(list);
+            else
+                Py_DECREF(list);  /* the dict holds it */
+        }
+    }
+    if (list != NULL && PyList_Check(list) && PyList_GET_SIZE(list) < WORKER_CALLS_MAX &&
+        (rec = Py_BuildValue("(OOLL)", func, tag, t0, t1)) != NULL)
+        PyList_Append(list, rec);
+    Py_XDECREF(rec);
+    Py_XDECREF(ident);
+    PyErr_Clear();  /* recording never fails the call */
+    PyErr_Restore(type, value, tb);
+}
+
 /* the callable, its CPU charged to the tag (the worker's tag itself is in its copied context) */
 static PyObject *tagged_vectorcall(WrapObject *w, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
     long long t0 = thread_cpu_ns();
     PyObject *r = PyObject_Vectorcall(w->wrapped, args, nargsf, kwnames);
-    charge(w->tag, thread_cpu_ns() - t0);
+    long long t1 = thread_cpu_ns();
+    charge(w->tag, t1 - t0);
+    if (worker_calls != NULL)
+        note_worker_call(w->wrapped, w->tag, t0, t1);
     return r;
+}
+
+static PyObject *hooks_set_worker_calls(PyObject *mod, PyObject *calls)
+{
+    if (calls != Py_None && !PyDict_CheckExact(calls)) {
+        PyErr_SetString(PyExc_TypeError, "set_worker_calls(dict or None)");
+        return NULL;
+    }
+    Py_XSETREF(worker_calls, calls == Py_None ? NULL : Py_NewRef(calls));
+    Py_RETURN_NONE;
 }
 
 static PyObject *new_wrap(PyTypeObject *type, PyObject *wrapped, PyObject *tag, vectorcallfunc vc)

@@ -276,6 +276,35 @@ def remove_task_factories() -> None:
 
 # -- worker threads ------------------------------------------------------------------------------
 
+#: While a sampler watches (:func:`watch_worker_calls`): ``{thread ident: [(callable, tag, thread CPU
+#: ns at start, at end), ...]}``, the calls the ``to_thread`` wrappers ran on each worker thread
+#: since the sampler's last tick took them (:func:`take_worker_calls`), at most 64 per thread. A
+#: call that starts and ends within one hold of the GIL is never caught mid-call by a sampler, whose
+#: ticks run only while the event-loop thread holds it: this is how its CPU reaches its request.
+worker_calls: Dict[int, List[Tuple[Any, Any, int, int]]] = {}
+_WORKER_CALLS_MAX = 64
+_worker_call_watchers = 0
+
+
+def watch_worker_calls(on: bool) -> None:
+    """Start (``on``) or stop noting the calls run on worker threads; counted, so two samplers can."""
+    global _worker_call_watchers
+    _worker_call_watchers = max(0, _worker_call_watchers + (1 if on else -1))
+    if not _worker_call_watchers:
+        worker_calls.clear()
+    if _C is not None:
+        _C.set_worker_calls(worker_calls if _worker_call_watchers else None)
+
+
+def take_worker_calls() -> Optional[List[Tuple[int, List[Tuple[Any, Any, int, int]]]]]:
+    """The calls noted since the last take, by thread (None if there are none); forgets them."""
+    if not worker_calls:
+        return None
+    taken = list(worker_calls.items())
+    worker_calls.clear()
+    return taken
+
+
 def tagged(func: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap a callable about to run on a worker thread so the thread carries the caller's tag (in
     :data:`thread_tags`, for the pure-Python path) and its CPU is charged to it."""
@@ -291,7 +320,12 @@ def tagged(func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return func(*args, **kwargs)
         finally:
-            tag.cpu_ns += _thread_cpu() - t0
+            t1 = _thread_cpu()
+            tag.cpu_ns += t1 - t0
+            if _worker_call_watchers:
+                calls = worker_calls.setdefault(ident, [])
+                if len(calls) < _WORKER_CALLS_MAX:
+                    calls.append((func, tag, t0, t1))
             if prev is None:
                 thread_tags.pop(ident, None)
             else:
