@@ -97,9 +97,6 @@ static int frame_id(PyFrameObject *f, PyCodeObject *code, int lasti, PyObject *l
     return 1;
 }
 
-/* The frame ids of frame and its callers, leaf first: *out holds *n of them (small, the caller's
- * buffer of SMALL, or one allocated here for the caller to free). 1 if every location is cached,
- * 0 if one is not (nothing returned), -1 on error. */
 #ifdef FAST_WALK
 /* The walk below for a stack whose every location is in the location table, in C alone: the
  * interpreter frames of frame and its callers, read as PyFrame_GetBack would go (a frame object's
@@ -140,6 +137,9 @@ static int fast_fids(PyFrameObject *top, long *small, long **out, Py_ssize_t *n_
 }
 #endif
 
+/* The frame ids of frame and its callers, leaf first: *out holds *n of them (small, the caller's
+ * buffer of SMALL, or one allocated here for the caller to free). 1 if every location is cached,
+ * 0 if one is not (nothing returned), -1 on error. */
 static int walk_fids(PyObject *frame, PyObject *locs, PyObject *resolve, long *small, long **out, Py_ssize_t *n_out)
 {
     long *fids = small;

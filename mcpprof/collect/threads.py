@@ -142,13 +142,16 @@ def request_tagger() -> Callable[[int], Optional[LabelSet]]:
         tag = tag_of(ident)
         return tag.labels if tag is not None else untagged()
 
-    def capture(frames_fn: Callable[[], Dict[int, Any]]) -> Dict[int, Any]:
+    def frames_tags(frames_fn: Callable[[], Dict[int, Any]]) -> Tuple[Dict[int, Any], Dict[int, Any]]:
         if frames_and_tags is not None and frames_fn is sys._current_frames:
-            frames, captured[0] = frames_and_tags()
+            frames, tags = frames_and_tags()
         else:
-            frames = frames_fn()
-            captured[0] = context.thread_tag_map()
-        return frames
+            frames, tags = frames_fn(), context.thread_tag_map()
+        captured[0] = tags
+        return frames, tags
+
+    def capture(frames_fn: Callable[[], Dict[int, Any]]) -> Dict[int, Any]:
+        return frames_tags(frames_fn)[0]
 
     tagger.capture = capture  # type: ignore[attr-defined]
     tagger.tag_of = tag_of  # type: ignore[attr-defined]
@@ -159,12 +162,7 @@ def request_tagger() -> Callable[[int], Optional[LabelSet]]:
                                                                         Optional[LabelSet]]:
             """``capture`` for the C tick, in one call: the frames, the thread -> request map taken
             with them, and the labels of a thread outside any request."""
-            if frames_and_tags is not None and frames_fn is sys._current_frames:
-                frames, tags = frames_and_tags()
-                captured[0] = tags
-            else:
-                frames = frames_fn()
-                tags = captured[0] = context.thread_tag_map()
+            frames, tags = frames_tags(frames_fn)
             return frames, tags, (None if context.serving else startup)
 
         tagger.capture_now = capture_now  # type: ignore[attr-defined]

@@ -139,7 +139,7 @@ static void wrap_dealloc(WrapObject *w)
 
 /* While a sampler watches (worker_calls set): {thread ident: [(callable, tag, cpu at start, cpu at
  * end), ...]} of the calls the wrappers ran on each worker thread since the sampler's last tick
- * took them (context.take_worker_calls), at most WORKER_CALLS_MAX per thread. */
+ * took them (workercalls.take_worker_calls), at most WORKER_CALLS_MAX (workercalls.MAX) per thread. */
 static PyObject *worker_calls;
 #define WORKER_CALLS_MAX 64
 

@@ -51,6 +51,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from ..model import labels as L
 
 from .finished import DRAIN_AT, drain, finished, request_sinks  # noqa: F401 (part of this module's API)
+from .workercalls import take_worker_calls, watch_worker_calls, worker_calls  # noqa: F401 (likewise)
+from . import workercalls
 from .metered import _Metered
 from .tags import (_TARGETS, TOOL_ERROR, LabelSet, PyRequestTag, RequestTag, _C, _label_cache,  # noqa: F401
                    _label_entry, error_kind, is_tool_error, tag_for)
@@ -276,35 +278,6 @@ def remove_task_factories() -> None:
 
 # -- worker threads ------------------------------------------------------------------------------
 
-#: While a sampler watches (:func:`watch_worker_calls`): ``{thread ident: [(callable, tag, thread CPU
-#: ns at start, at end), ...]}``, the calls the ``to_thread`` wrappers ran on each worker thread
-#: since the sampler's last tick took them (:func:`take_worker_calls`), at most 64 per thread. A
-#: call that starts and ends within one hold of the GIL is never caught mid-call by a sampler, whose
-#: ticks run only while the event-loop thread holds it: this is how its CPU reaches its request.
-worker_calls: Dict[int, List[Tuple[Any, Any, int, int]]] = {}
-_WORKER_CALLS_MAX = 64
-_worker_call_watchers = 0
-
-
-def watch_worker_calls(on: bool) -> None:
-    """Start (``on``) or stop noting the calls run on worker threads; counted, so two samplers can."""
-    global _worker_call_watchers
-    _worker_call_watchers = max(0, _worker_call_watchers + (1 if on else -1))
-    if not _worker_call_watchers:
-        worker_calls.clear()
-    if _C is not None:
-        _C.set_worker_calls(worker_calls if _worker_call_watchers else None)
-
-
-def take_worker_calls() -> Optional[List[Tuple[int, List[Tuple[Any, Any, int, int]]]]]:
-    """The calls noted since the last take, by thread (None if there are none); forgets them."""
-    if not worker_calls:
-        return None
-    taken = list(worker_calls.items())
-    worker_calls.clear()
-    return taken
-
-
 def tagged(func: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap a callable about to run on a worker thread so the thread carries the caller's tag (in
     :data:`thread_tags`, for the pure-Python path) and its CPU is charged to it."""
@@ -322,10 +295,8 @@ def tagged(func: Callable[..., Any]) -> Callable[..., Any]:
         finally:
             t1 = _thread_cpu()
             tag.cpu_ns += t1 - t0
-            if _worker_call_watchers:
-                calls = worker_calls.setdefault(ident, [])
-                if len(calls) < _WORKER_CALLS_MAX:
-                    calls.append((func, tag, t0, t1))
+            if workercalls.watchers:  # for the sampler: it cannot catch a short call mid-call
+                workercalls.note(ident, (func, tag, t0, t1))
             if prev is None:
                 thread_tags.pop(ident, None)
             else:

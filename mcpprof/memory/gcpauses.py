@@ -9,7 +9,6 @@ recent pauses (bounded), and exact totals per generation and per request name si
 from __future__ import annotations
 
 import gc
-import threading
 import time
 from _thread import get_ident
 from collections import deque
@@ -18,16 +17,6 @@ from typing import Any, Deque, Dict, List, Optional, Tuple
 
 MAX_EVENTS = 20_000
 OUTSIDE = "(outside requests)"
-
-
-def _request_name() -> str:
-    try:
-        from ..mcp import context
-
-        tag = context.current() or context.tag_for_thread(threading.get_ident())
-        return tag.name if tag is not None else OUTSIDE
-    except Exception:
-        return OUTSIDE
 
 
 class GcPauseRecorder:
@@ -52,7 +41,7 @@ class GcPauseRecorder:
         try:
             from ..mcp import context
             self._context = context
-        except Exception:  # pragma: no cover - the names fall back to _request_name
+        except Exception:  # pragma: no cover - every collection is then outside requests
             self._context = None
         self.t0 = time.perf_counter_ns()
         gc.callbacks.append(self._callback)
@@ -102,7 +91,7 @@ class GcPauseRecorder:
         thread), the previous one's name again when it is the same request."""
         context = self._context
         if context is None:
-            return _request_name()
+            return OUTSIDE
         tag = context.CURRENT.get() or context.tag_for_thread(ident)
         if tag is None:
             return OUTSIDE

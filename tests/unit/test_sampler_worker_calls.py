@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from mcpprof.collect.sampler import Sampler
-from mcpprof.mcp import context
+from mcpprof.mcp import context, workercalls
 from mcpprof.model import labels as L
 
 
@@ -86,7 +86,7 @@ def test_short_sync_calls_reach_their_request_without_double_counting(thread_hoo
         anyio.run(drive)
     finally:
         s.stop()
-    assert context.worker_calls == {} and context._worker_call_watchers == 0  # stopped watching
+    assert context.worker_calls == {} and workercalls.watchers == 0  # stopped watching
     by_leaf = _worker_cpu_by_leaf(s.snapshot(), "short")
     charged = sum(by_leaf.values())
     assert tag.cpu_ns > 0 and by_leaf.get("short_call", 0) > 0
