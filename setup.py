@@ -19,4 +19,6 @@ setup(ext_modules=[Extension("mcpprof.collect._allocsample", ["mcpprof/collect/_
                                    extra_compile_args=["-O2"], optional=True),
                          Extension("mcpprof.collect._walk", ["mcpprof/collect/_walk.c"],
                                    depends=["mcpprof/collect/_walk_caches.h"], extra_compile_args=["-O2"],
-                                   optional=True)])
+                                   optional=True),
+                         Extension("mcpprof.collect._timer", ["mcpprof/collect/_timer.c"],
+                                   extra_compile_args=["-O2"], optional=True)])

@@ -33,7 +33,8 @@ from interleave import SERVER_MODULE, json_lines, run
 #: ``alarm@R`` is no mcpprof at all: the plain server with an empty SIGALRM handler at R Hz (what the
 #: sampler's timer costs by itself). Two modes without a rate: ``imports`` (the plain server after
 #: importing every module the default agent loads, nothing started) and ``instrument`` (the request
-#: hooks put in by ``mcpprof.instrument`` in code: no agent, no sampler).
+#: hooks put in by ``mcpprof.instrument`` in code: no agent, no sampler). ``plain`` is a second plain
+#: server, started like ``none``: the noise floor of comparing two processes.
 VARIANT_ENV = {
     "sample": [],
     "tags": ["MCPPROF_RECORDERS=", "MCPPROF_SERVICES="],
@@ -74,7 +75,7 @@ BEFORE: list = []  # ["PYTHONPATH=<checkout>"] for the before@R modes (--before)
 
 def command_for(mode: str, out_dir: str) -> list:
     server = [sys.executable, "-m", SERVER_MODULE]
-    if mode == "none":
+    if mode in ("none", "plain"):  # "plain": a second plain server, the method's noise floor
         return server
     if mode in ("imports", "instrument"):
         return [sys.executable, "-c", IMPORTS_SERVER if mode == "imports" else INSTRUMENT_SERVER]

@@ -69,6 +69,7 @@ class Sampler(TickMixin, TimerMixin, ThreadBookMixin, StackTable):
         self.timer = timer
         self._signal_on = False
         self._timer_used = "thread"
+        self.alarm_target = ""  # the signal timer's: "thread" (the main thread only) or "process"
         self._prev_handler: Any = None
         self._idle: Dict[int, Tuple[Any, bool]] = {}  # id(code) -> (code, is an idle leaf)
         self._tagger, self._clock, self._frames_fn = tagger, clock, frames
@@ -254,7 +255,7 @@ class Sampler(TickMixin, TimerMixin, ThreadBookMixin, StackTable):
             duration_ns=duration, **counters,
             overhead={"sampler_cpu_ns": own_cpu, "fraction": own_cpu / duration if duration else 0.0},
             cpu_clock=self._cpu_kind, max_stacks=self.max_stacks, max_depth=self.max_depth,
-            timer=self._timer_used,
+            timer=self._timer_used, **({"alarm_target": self.alarm_target} if self.alarm_target else {}),
             pid=os.getpid(), python=sys.version.split()[0], sys_path=list(sys.path),
             **_environment())
         if last_error:

@@ -2,8 +2,12 @@
 never bursted). The SIGALRM timer: a kernel interval timer interrupts the main thread wherever it
 is, so samples taken from the signal handler are not biased towards the points where the event
 loop blocks (as a sampler thread's are, since it runs only when another thread hands it the GIL);
-used only when the main thread starts the sampler and nobody else uses SIGALRM.
-The handler leaves its own CPU out of the CPU it charges to the code it interrupted. Stdlib only."""
+used only when the main thread starts the sampler and nobody else uses SIGALRM. Where the optional C
+accelerator ``_timer`` is built (Linux), the alarm goes to the main thread only (a POSIX timer with
+``SIGEV_THREAD_ID``); ``setitimer`` signals the process, and the kernel hands about a third of those
+signals to other threads (a worker waiting for the GIL, the agent's threads, which then take the GIL
+to run no handler). The handler leaves its own CPU out of the CPU it charges to the code it
+interrupted. Stdlib only."""
 
 from __future__ import annotations
 
@@ -15,6 +19,11 @@ from time import thread_time_ns
 from typing import Any
 
 _LONG_WAIT_NS = 50_000_000  # longer sleeps wait on an Event, so stop() is prompt at low rates
+
+try:  # the optional C accelerator: SIGALRM to the main thread only
+    from . import _timer as _thread_timer
+except ImportError:  # pragma: no cover - not built: setitimer signals the process
+    _thread_timer = None  # type: ignore[assignment]
 
 
 class TimerMixin:
@@ -75,7 +84,8 @@ class TimerMixin:
             return False
         try:
             return signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, None, _late_alarm) and \
-                signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+                signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0) and \
+                not (_thread_timer is not None and _thread_timer.armed())
         except Exception:
             return False
 
@@ -83,19 +93,24 @@ class TimerMixin:
         """Sample from a SIGALRM handler on the main thread: the kernel's interval timer interrupts
         the main thread wherever it is, so (unlike a sampler thread, which only runs when another
         thread hands it the GIL) its samples are not biased towards the points where the event loop
-        blocks. Syscalls are restarted (``siginterrupt(False)``)."""
+        blocks. Syscalls are restarted (``siginterrupt(False)``). The alarm goes to the main thread
+        only where ``_timer`` can aim it (``alarm_target`` "thread"), else to the process
+        (``setitimer``, "process")."""
         import signal
 
         try:
             self._prev_handler = signal.signal(signal.SIGALRM, self._on_alarm)
             signal.siginterrupt(signal.SIGALRM, False)
             period = self.period_ns / 1e9
-            signal.setitimer(signal.ITIMER_REAL, period, period)
+            aimed = _thread_timer is not None and _thread_timer.start(period)
+            if not aimed:
+                signal.setitimer(signal.ITIMER_REAL, period, period)
         except Exception as exc:
             self._note_error(exc)
             return False
         self._signal_on = True
         self._timer_used = "signal"
+        self.alarm_target = "thread" if aimed else "process"
         return True
 
     def _on_alarm(self, signum: int, frame: Any) -> None:
@@ -127,6 +142,8 @@ class TimerMixin:
         import signal
 
         try:
+            if _thread_timer is not None:
+                _thread_timer.stop()
             signal.setitimer(signal.ITIMER_REAL, 0)
             if threading.current_thread() is threading.main_thread():
                 prev = self._prev_handler

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from mcpprof.collect.sampler import Sampler
+from mcpprof.collect import timer
 from mcpprof.collect.timer import _late_alarm
 from mcpprof.mcp import context
 from mcpprof.model import labels as L
@@ -204,7 +205,8 @@ def test_signal_timer_samples_the_interrupted_main_thread_frame():
     s = Sampler(1000.0, timer="signal", tagger=lambda ident: None)
     s.start()
     try:
-        assert s.is_running and signal.getitimer(signal.ITIMER_REAL)[1] > 0
+        aimed = timer._thread_timer is not None and timer._thread_timer.armed()
+        assert s.is_running and (aimed or signal.getitimer(signal.ITIMER_REAL)[1] > 0)
 
         def spin_in_main_thread_for_test():
             end = time.perf_counter() + 0.3
@@ -215,9 +217,11 @@ def test_signal_timer_samples_the_interrupted_main_thread_frame():
     finally:
         s.stop()
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    assert timer._thread_timer is None or not timer._thread_timer.armed()
     assert signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, None, _late_alarm)
     p = s.snapshot()
     assert p.metadata["timer"] == "signal"
+    assert p.metadata["alarm_target"] == ("thread" if aimed else "process")
     cpu = p.value_index("cpu")
     spin = sum(smp.values[cpu] for smp, frames in p.iter_stacks()
                if any(f.function.endswith("spin_in_main_thread_for_test") for f in frames))
