@@ -53,8 +53,14 @@ def test_per_tool_cpu_shares_within_3_points(tmp_path: Path, mode: str) -> None:
     for name in TOOLS:
         t_share, m_share = truth[name] / t_total, measured[name] / m_total
         assert abs(t_share - m_share) < 0.03, (name, t_share, m_share, truth, measured)
-    # and each tool's share of the whole server's CPU is close to truth / process CPU
+    # and each tool's share of the whole server's CPU is close to what it burned / process CPU, plus
+    # the SDK's work in its requests' context (validation, dispatch, the answer), which a request's
+    # CPU holds and the tool's own measure leaves out: the example's echo burns nothing, so its CPU
+    # per call stands for that work
     process_cpu = profile.metadata["process_cpu_ns"]
+    echo = summary.row("tools/call echo")
+    sdk_per_call = (echo.cpu_ns or 0) / max(1, echo.calls or 0)
     for name in TOOLS:
-        share = summary.row(f"tools/call {name}").cpu_share
-        assert abs(share - truth[name] / process_cpu) < 0.03, (name, share, truth[name] / process_cpu)
+        row = summary.row(f"tools/call {name}")
+        expected = (truth[name] + sdk_per_call * (row.calls or 0)) / process_cpu
+        assert abs(row.cpu_share - expected) < 0.03, (name, row.cpu_share, expected, sdk_per_call)
