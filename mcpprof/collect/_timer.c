@@ -11,12 +11,15 @@
  *                            period_s seconds (re-arms the same timer when already armed);
  *   stop() -> None           disarm and delete it (nothing when none is armed);
  *   armed() -> bool          whether one is armed.
+ *
+ * A forked child has no timers (POSIX), so it starts with none armed, as after setitimer.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <signal.h>
 #include <string.h>
 #include <time.h>
+#include <pthread.h>
 #if defined(__linux__)
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -30,6 +33,11 @@
 static timer_t timer;
 #endif
 static int timer_on = 0;
+
+static void forget_in_child(void)  /* the child inherits the flag but not the timer */
+{
+    timer_on = 0;
+}
 
 static PyObject *timer_start(PyObject *mod, PyObject *arg)
 {
@@ -99,5 +107,9 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__timer(void)
 {
+    if (pthread_atfork(NULL, NULL, forget_in_child) != 0) {
+        PyErr_SetString(PyExc_OSError, "pthread_atfork failed");
+        return NULL;
+    }
     return PyModule_Create(&module);
 }

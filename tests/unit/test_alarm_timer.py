@@ -70,3 +70,26 @@ def test_start_rejects_a_period_that_is_not_positive():
         timer._thread_timer.start(0.0)
     assert not timer._thread_timer.armed()
     timer._thread_timer.stop()  # nothing armed: nothing happens
+
+
+FORK = textwrap.dedent(r'''
+    import os, signal
+    from mcpprof.collect import _timer
+
+    signal.signal(signal.SIGALRM, lambda signum, frame: None)
+    assert _timer.start(0.05) and _timer.armed()
+    pid = os.fork()
+    if pid == 0:  # the child has no timer: it must not say it has one
+        os._exit(0 if not _timer.armed() else 3)
+    _, status = os.waitpid(pid, 0)
+    parent_armed = _timer.armed()
+    _timer.stop()
+    print(os.waitstatus_to_exitcode(status), parent_armed)
+''')
+
+
+def test_a_forked_child_starts_with_no_timer_armed():
+    """Timers are not inherited by fork (as with setitimer), so a sampler in the child can arm its own."""
+    out = subprocess.run([sys.executable, "-c", FORK], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["0", "True"]
