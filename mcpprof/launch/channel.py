@@ -36,6 +36,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional
 
 from .._version import __version__
+from .gcpause import gc_paused
 
 MAX_LINE = 64 * 1024
 PARTIAL_TIMEOUT_S = 5.0
@@ -164,7 +165,8 @@ class ControlChannel:
             for line in _lines(conn, self):
                 try:
                     request = parse_request(line)
-                    reply = self.handle(request, session)
+                    with gc_paused():  # a snapshot builds a whole profile: no collection meanwhile
+                        reply = self.handle(request, session)
                 except ProtocolError as exc:
                     self.bad_messages += 1
                     reply = {"ok": False, "error": str(exc)}

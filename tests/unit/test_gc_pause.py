@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import threading
 
 import pytest
@@ -114,3 +115,39 @@ def test_without_the_pause_the_same_write_collects(tmp_path, gc_on, monkeypatch)
     monkeypatch.setattr(gcpause, "gc_paused", contextlib.nullcontext)  # what the agent did before
     generations = _collections_during(lambda: agent.flush(level=0))
     assert len(generations) > 50 and 1 in generations, generations  # 299 here, 24 of generation 1
+
+
+def _snapshot_over_channel(agent: Agent) -> bytes:
+    """The raw reply (decoded by the caller: decoding makes containers in this process too)."""
+    import socket
+
+    from mcpprof.launch.channel import ControlChannel
+
+    channel = ControlChannel(agent)
+    ours, theirs = socket.socketpair()
+    server = threading.Thread(target=channel._serve, args=(ours, 0))
+    server.start()
+    theirs.sendall(b'{"cmd": "snapshot"}\n')
+    theirs.shutdown(socket.SHUT_WR)
+    data = b""
+    while chunk := theirs.recv(1 << 20):
+        data += chunk
+    server.join()
+    theirs.close()
+    return data
+
+
+def test_a_snapshot_over_the_control_channel_is_built_with_collection_paused(tmp_path, gc_on, monkeypatch):
+    from mcpprof.launch import channel
+
+    agent = _agent_with_many_stacks(tmp_path)
+    replies = []
+    generations = _collections_during(lambda: replies.append(_snapshot_over_channel(agent)))
+    reply = json.loads(replies[0])
+    assert reply["ok"] and len(reply["profile"]["samples"]) == 3000
+    # the reply's containers live on while it is sent: a young collection may meet them then
+    assert generations.count(0) <= 2 and not {1, 2} & set(generations), generations
+
+    monkeypatch.setattr(channel, "gc_paused", contextlib.nullcontext)  # without the pause
+    generations = _collections_during(lambda: _snapshot_over_channel(agent))
+    assert len(generations) > 50 and 1 in generations, generations
