@@ -20,7 +20,7 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entrant: a signal handler's final write may interrupt this thread's pause
 _depth = 0
 _disabled_by_us = False
 
