@@ -222,13 +222,13 @@ class Agent:
             return
         try:
             from ..model.io import save
-            from .gcpause import gc_paused
+            from .collection_pause import gc_paused
 
             with self._write_lock:
                 if self._final_written:
                     return
                 limit = None if final else PERIODIC_SPANS  # a periodic write is a crash snapshot
-                with gc_paused():  # the profile's containers die by refcount; no collection (gcpause)
+                with gc_paused():  # the profile's containers die by refcount; no collection (collection_pause)
                     save(self.build_profile(complete, end_reason, limit), self.path, level)
                 self.flushes += 1
                 self._final_written = final

@@ -36,7 +36,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional
 
 from .._version import __version__
-from .gcpause import gc_paused
+from .collection_pause import gc_paused
 
 MAX_LINE = 64 * 1024
 PARTIAL_TIMEOUT_S = 5.0

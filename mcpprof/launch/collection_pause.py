@@ -1,4 +1,5 @@
-"""Automatic garbage collection paused while the agent builds and writes a profile.
+"""Automatic garbage collection paused while the agent builds and writes a profile (not to be confused
+with :mod:`mcpprof.memory.gcpauses`, the recorder that times the collections the server runs).
 
 A busy MCP server under load may run almost no collections: the SDK's per-request objects die by
 reference counting (the example server: 1-3 young collections in 40 s). Building a profile makes

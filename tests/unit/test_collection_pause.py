@@ -1,4 +1,4 @@
-"""The agent writes a profile with automatic collection paused (mcpprof.launch.gcpause): building
+"""The agent writes a profile with automatic collection paused (mcpprof.launch.collection_pause): building
 a profile makes thousands of containers at once, which used to start young collections in the
 agent's thread and, by promoting the half-built profile, a full collection of the server's heap every
 30-40 s under load. Counted with ``gc.callbacks``; nothing is timed."""
@@ -12,10 +12,10 @@ import threading
 
 import pytest
 
-from mcpprof.launch import gcpause
+from mcpprof.launch import collection_pause
 from mcpprof.launch.agent import Agent
 from mcpprof.launch.config import AgentConfig
-from mcpprof.launch.gcpause import gc_paused
+from mcpprof.launch.collection_pause import gc_paused
 from mcpprof.model.io import load
 
 from .sampler_fakes import Code, Env, chain
@@ -113,7 +113,7 @@ def test_a_periodic_write_starts_no_collection(tmp_path, gc_on):
 
 def test_without_the_pause_the_same_write_collects(tmp_path, gc_on, monkeypatch):
     agent = _agent_with_many_stacks(tmp_path)
-    monkeypatch.setattr(gcpause, "gc_paused", contextlib.nullcontext)  # what the agent did before
+    monkeypatch.setattr(collection_pause, "gc_paused", contextlib.nullcontext)  # what the agent did before
     generations = _collections_during(lambda: agent.flush(level=0))
     assert len(generations) > 50 and 1 in generations, generations  # 299 here, 24 of generation 1
 
