@@ -31,7 +31,8 @@ from interleave import SERVER_MODULE, json_lines, run
 #: exit; ``norec@R`` runs no recorders, ``nosvc@R`` no services (the control channel); ``xcpu@R`` is
 #: the default agent with ``--exact-cpu``. R = 1 leaves the sampler nearly idle, isolating the per-request hooks.
 #: ``alarm@R`` is no mcpprof at all: the plain server with an empty SIGALRM handler at R Hz (what the
-#: sampler's timer costs by itself). Two modes without a rate: ``imports`` (the plain server after
+#: sampler's timer costs by itself); ``burn@R`` the same with a handler that spins ``BURN_NS`` (a
+#: tick's CPU without its work: what the ticks would cost if only their own CPU counted). Two modes without a rate: ``imports`` (the plain server after
 #: importing every module the default agent loads, nothing started) and ``instrument`` (the request
 #: hooks put in by ``mcpprof.instrument`` in code: no agent, no sampler). ``plain`` is a second plain
 #: server, started like ``none``: the noise floor of comparing two processes.
@@ -47,9 +48,25 @@ VARIANT_ENV = {
 VARIANT_FLAGS = {"xcpu": ["--exact-cpu"]}
 
 
+#: How long the ``burn@R`` handler spins: about one tick's CPU in the loaded example server (54-77 µs
+#: measured on 8 December, ``metadata["overhead"]`` over ``ticks``).
+BURN_NS = 70_000
+
 ALARM_SERVER = (
     "import runpy, signal, sys\n"
     "signal.signal(signal.SIGALRM, lambda signum, frame: None)\n"
+    "signal.siginterrupt(signal.SIGALRM, False)\n"
+    "signal.setitimer(signal.ITIMER_REAL, 1 / float(sys.argv[1]), 1 / float(sys.argv[1]))\n"
+    f"sys.argv = [sys.argv[0]]\nrunpy.run_module({SERVER_MODULE!r}, run_name='__main__')\n")
+
+BURN_SERVER = (
+    "import runpy, signal, sys, time\n"
+    "pc = time.perf_counter_ns\n"
+    "def burn(signum, frame):\n"
+    f"    end = pc() + {BURN_NS}\n"
+    "    while pc() < end:\n"
+    "        pass\n"
+    "signal.signal(signal.SIGALRM, burn)\n"
     "signal.siginterrupt(signal.SIGALRM, False)\n"
     "signal.setitimer(signal.ITIMER_REAL, 1 / float(sys.argv[1]), 1 / float(sys.argv[1]))\n"
     f"sys.argv = [sys.argv[0]]\nrunpy.run_module({SERVER_MODULE!r}, run_name='__main__')\n")
@@ -82,6 +99,8 @@ def command_for(mode: str, out_dir: str) -> list:
     kind, rate = mode.split("@")
     if kind == "alarm":
         return [sys.executable, "-c", ALARM_SERVER, rate]
+    if kind == "burn":
+        return [sys.executable, "-c", BURN_SERVER, rate]
     env = BEFORE if kind == "before" else VARIANT_ENV[kind]
     return (["env", *env, sys.executable, "-m", "mcpprof", "run", "--quiet", "--rate", rate,
              *VARIANT_FLAGS.get(kind, []), "--out", out_dir, "--"] + server)
