@@ -32,9 +32,10 @@ from interleave import SERVER_MODULE, json_lines, run
 #: the default agent with ``--exact-cpu``. R = 1 leaves the sampler nearly idle, isolating the per-request hooks.
 #: ``alarm@R`` is no mcpprof at all: the plain server with an empty SIGALRM handler at R Hz (what the
 #: sampler's timer costs by itself); ``burn@R`` the same with a handler that spins ``BURN_NS`` (a
-#: tick's CPU without its work: what the ticks would cost if only their own CPU counted). Two modes without a rate: ``imports`` (the plain server after
-#: importing every module the default agent loads, nothing started) and ``instrument`` (the request
-#: hooks put in by ``mcpprof.instrument`` in code: no agent, no sampler). ``plain`` is a second plain
+#: tick's CPU without its work: what the ticks would cost if only their own CPU counted). Two modes
+#: without a rate: ``imports`` (the plain server after importing every module the default agent
+#: loads, nothing started) and ``instrument`` (the request hooks put in by ``mcpprof.instrument`` in
+#: code: no agent, no sampler). ``plain`` is a second plain
 #: server, started like ``none``: the noise floor of comparing two processes.
 VARIANT_ENV = {
     "sample": [],
@@ -52,24 +53,22 @@ VARIANT_FLAGS = {"xcpu": ["--exact-cpu"]}
 #: measured on 8 December, ``metadata["overhead"]`` over ``ticks``).
 BURN_NS = 70_000
 
-ALARM_SERVER = (
-    "import runpy, signal, sys\n"
-    "signal.signal(signal.SIGALRM, lambda signum, frame: None)\n"
-    "signal.siginterrupt(signal.SIGALRM, False)\n"
-    "signal.setitimer(signal.ITIMER_REAL, 1 / float(sys.argv[1]), 1 / float(sys.argv[1]))\n"
-    f"sys.argv = [sys.argv[0]]\nrunpy.run_module({SERVER_MODULE!r}, run_name='__main__')\n")
+def _alarm_server(handler: str) -> str:
+    """The plain example server with ``handler`` (source defining ``handler(signum, frame)``) on a
+    process SIGALRM timer at ``sys.argv[1]`` Hz."""
+    return ("import runpy, signal, sys, time\n" + handler +
+            "signal.signal(signal.SIGALRM, handler)\n"
+            "signal.siginterrupt(signal.SIGALRM, False)\n"
+            "signal.setitimer(signal.ITIMER_REAL, 1 / float(sys.argv[1]), 1 / float(sys.argv[1]))\n"
+            f"sys.argv = [sys.argv[0]]\nrunpy.run_module({SERVER_MODULE!r}, run_name='__main__')\n")
 
-BURN_SERVER = (
-    "import runpy, signal, sys, time\n"
-    "pc = time.perf_counter_ns\n"
-    "def burn(signum, frame):\n"
-    f"    end = pc() + {BURN_NS}\n"
-    "    while pc() < end:\n"
-    "        pass\n"
-    "signal.signal(signal.SIGALRM, burn)\n"
-    "signal.siginterrupt(signal.SIGALRM, False)\n"
-    "signal.setitimer(signal.ITIMER_REAL, 1 / float(sys.argv[1]), 1 / float(sys.argv[1]))\n"
-    f"sys.argv = [sys.argv[0]]\nrunpy.run_module({SERVER_MODULE!r}, run_name='__main__')\n")
+
+ALARM_SERVER = _alarm_server("handler = lambda signum, frame: None\n")
+BURN_SERVER = _alarm_server("pc = time.perf_counter_ns\n"
+                            "def handler(signum, frame):\n"
+                            f"    end = pc() + {BURN_NS}\n"
+                            "    while pc() < end:\n"
+                            "        pass\n")
 
 _AGENT_MODULES = ("gc", "gzip", "tracemalloc", "mcpprof.launch.agent", "mcpprof.launch.channel",
                   "mcpprof.launch.recorders", "mcpprof.memory.gcpauses", "mcpprof.memory.procmem",
